@@ -1,0 +1,335 @@
+//! ACME through instant-acme: the account (created once, stored 0600, reused),
+//! orders with HTTP-01 through the webroot, ARI look-ups, and retries.
+
+pub mod http;
+pub mod keys;
+pub mod order;
+pub mod retry;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
+
+use crate::config::{AcmeConfig, EabConfig};
+use crate::store::{atomic, Store, StoreError};
+use http::{AcmeHttp, HttpSetupError, RetryAfter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    #[error("{what} failed at the CA ({directory}): {source}")]
+    Ca {
+        what: String,
+        directory: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error(transparent)]
+    Setup(#[from] HttpSetupError),
+    #[error("EAB HMAC key: {0}")]
+    Eab(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "account file {path} is unreadable ({detail}); move it away to register a new account"
+    )]
+    AccountFile { path: PathBuf, detail: String },
+    #[error("cannot fetch the ACME directory {directory}: {detail}; check [acme] directory and ca_bundle")]
+    Directory { directory: String, detail: String },
+    #[error(transparent)]
+    Webroot(#[from] crate::webroot::WebrootError),
+    #[error("the CA could not validate {domain}: {detail}")]
+    Validation { domain: String, detail: String },
+    #[error("{0}")]
+    Order(String),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+}
+
+/// A connected ACME account plus what we learned about the CA.
+pub struct AcmeClient {
+    pub account: Account,
+    pub directory: String,
+    /// The CA advertises `renewalInfo` (RFC 9773).
+    pub supports_ari: bool,
+    pub http: reqwest::Client,
+    retry_after: RetryAfter,
+    retry_budget: Duration,
+}
+
+impl AcmeClient {
+    /// Loads the stored account for `directory`, or registers one. With
+    /// `persist == false` (dry runs) a new account is kept in memory only.
+    pub async fn connect(
+        cfg: &AcmeConfig,
+        directory: &str,
+        store: &Store,
+        persist: bool,
+        retry_budget: Duration,
+    ) -> Result<AcmeClient, AcmeError> {
+        let http = http::client_builder(cfg.ca_bundle.as_deref())?
+            .build()
+            .map_err(HttpSetupError::from)?;
+        let supports_ari = fetch_directory(&http, directory).await?;
+        let retry_after = RetryAfter::default();
+        let path = account_path(store, directory);
+        let mut retrier = Retrier::new(retry_budget, retry_after.clone());
+        let account = if path.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| AcmeError::AccountFile {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            loop {
+                let creds: AccountCredentials =
+                    serde_json::from_str(&text).map_err(|e| AcmeError::AccountFile {
+                        path: path.clone(),
+                        detail: format!("not an account file: {}", e.classify_name()),
+                    })?;
+                let builder = Account::builder_with_http(Box::new(AcmeHttp::new(
+                    http.clone(),
+                    retry_after.clone(),
+                )));
+                match builder.from_credentials(creds).await {
+                    Ok(a) => break a,
+                    Err(e) => {
+                        retrier
+                            .wait(e, "loading the ACME account", directory)
+                            .await?
+                    }
+                }
+            }
+        } else {
+            let eab = cfg.eab.as_ref().map(eab_key).transpose()?;
+            let contact: Vec<String> = cfg
+                .email
+                .iter()
+                .map(|e| format!("mailto:{}", e.0))
+                .collect();
+            let contact_refs: Vec<&str> = contact.iter().map(String::as_str).collect();
+            let new_account = NewAccount {
+                contact: &contact_refs,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            };
+            let (account, creds) = loop {
+                let builder = Account::builder_with_http(Box::new(AcmeHttp::new(
+                    http.clone(),
+                    retry_after.clone(),
+                )));
+                match builder
+                    .create(&new_account, directory.to_string(), eab.as_ref())
+                    .await
+                {
+                    Ok(r) => break r,
+                    Err(e) => {
+                        retrier
+                            .wait(e, "registering an ACME account", directory)
+                            .await?
+                    }
+                }
+            };
+            tracing::info!(
+                directory,
+                account = account.id(),
+                "registered a new ACME account"
+            );
+            if persist {
+                save_account(&path, &creds)?;
+            }
+            account
+        };
+        Ok(AcmeClient {
+            account,
+            directory: directory.to_string(),
+            supports_ari,
+            http,
+            retry_after,
+            retry_budget,
+        })
+    }
+
+    pub(crate) fn retrier(&self) -> Retrier {
+        Retrier::new(self.retry_budget, self.retry_after.clone())
+    }
+}
+
+/// GETs the directory; returns whether it offers ARI.
+async fn fetch_directory(http: &reqwest::Client, directory: &str) -> Result<bool, AcmeError> {
+    let err = |detail: String| AcmeError::Directory {
+        directory: directory.to_string(),
+        detail,
+    };
+    let rsp = http
+        .get(directory)
+        .send()
+        .await
+        .map_err(|e| err(error_chain(&e)))?;
+    if !rsp.status().is_success() {
+        return Err(err(format!("HTTP {}", rsp.status())));
+    }
+    let v: serde_json::Value = rsp
+        .json()
+        .await
+        .map_err(|e| err(format!("not a JSON directory: {e}")))?;
+    if v.get("newOrder").is_none() {
+        return Err(err(
+            "the document has no newOrder: is this an ACME directory URL?".into(),
+        ));
+    }
+    Ok(v.get("renewalInfo").and_then(|u| u.as_str()).is_some())
+}
+
+/// `<store>/accounts/<host[:port]>/<path>/account.json`, like certbot's
+/// `accounts/<host>/directory/`.
+pub fn account_path(store: &Store, directory: &str) -> PathBuf {
+    let (host, path) = match reqwest::Url::parse(directory) {
+        Ok(u) => {
+            let host = match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => "unknown".into(),
+            };
+            (host, u.path().trim_matches('/').to_string())
+        }
+        Err(_) => ("unknown".into(), String::new()),
+    };
+    let mut p = store.accounts_dir().join(sanitize(&host));
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        p.push(sanitize(seg));
+    }
+    p.join("account.json")
+}
+
+fn sanitize(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+fn save_account(path: &Path, creds: &AccountCredentials) -> Result<(), AcmeError> {
+    let json = serde_json::to_vec_pretty(creds).map_err(|e| AcmeError::AccountFile {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let mut dirs = Vec::new();
+    let mut d = path.parent();
+    while let Some(dir) = d {
+        if dir.exists() {
+            break;
+        }
+        dirs.push(dir.to_path_buf());
+        d = dir.parent();
+    }
+    for dir in dirs.iter().rev() {
+        atomic::ensure_dir(dir, 0o700).map_err(crate::store::io_err("create", dir))?;
+    }
+    atomic::write_file(path, &json, 0o600).map_err(crate::store::io_err("write", path))?;
+    Ok(())
+}
+
+fn eab_key(eab: &EabConfig) -> Result<ExternalAccountKey, AcmeError> {
+    let raw = if let Some(file) = &eab.hmac_key_file {
+        std::fs::read_to_string(file)
+            .map_err(|e| AcmeError::Eab(format!("cannot read {}: {e}", file.display())))?
+    } else if let Some(var) = &eab.hmac_key_env {
+        std::env::var(var)
+            .map_err(|_| AcmeError::Eab(format!("environment variable {var} is not set")))?
+    } else {
+        return Err(AcmeError::Eab("set hmac_key_file or hmac_key_env".into()));
+    };
+    let raw = raw.trim();
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
+        .map_err(|_| AcmeError::Eab("the key is not base64url (as CAs hand it out)".into()))?;
+    Ok(ExternalAccountKey::new(eab.key_id.clone(), &key))
+}
+
+/// The full cause chain of an error, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Retries one ACME operation by [`retry::delay`], within the run's budget.
+pub(crate) struct Retrier {
+    deadline: Instant,
+    attempts: u32,
+    retry_after: RetryAfter,
+}
+
+impl Retrier {
+    fn new(budget: Duration, retry_after: RetryAfter) -> Self {
+        Self {
+            deadline: Instant::now() + budget,
+            attempts: 0,
+            retry_after,
+        }
+    }
+
+    /// Sleeps before the next attempt, or turns `e` into the final error.
+    pub(crate) async fn wait(
+        &mut self,
+        e: instant_acme::Error,
+        what: &str,
+        directory: &str,
+    ) -> Result<(), AcmeError> {
+        let class = retry::classify(&e);
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let ra = self.retry_after.take();
+        match retry::delay(class, self.attempts, ra, remaining, rand::random::<f64>()) {
+            Some(d) => {
+                self.attempts += 1;
+                tracing::debug!(what, ?class, attempt = self.attempts, wait = ?d, error = %error_chain(&e), "retrying");
+                if class != retry::Class::BadNonce {
+                    tracing::warn!(what, wait = ?d, "the CA answered {}; retrying", error_chain(&e));
+                }
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            None => Err(AcmeError::Ca {
+                what: what.to_string(),
+                directory: directory.to_string(),
+                source: e,
+            }),
+        }
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        // Never echo the content: the file holds the account key.
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "invalid JSON",
+            serde_json::error::Category::Data => "unexpected fields",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

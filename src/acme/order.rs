@@ -1,0 +1,189 @@
+//! One ACME order: HTTP-01 through the webroot, finalize, download.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use instant_acme::{
+    AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+
+use super::{AcmeClient, AcmeError};
+use crate::webroot::{self, ChallengeFile};
+
+/// What to order.
+pub struct OrderRequest<'a> {
+    pub domains: &'a [String],
+    /// Webroot serving each domain's challenges, same order as `domains`.
+    pub webroots: &'a [PathBuf],
+    /// DER certificate request.
+    pub csr_der: &'a [u8],
+    /// ARI: the certificate this one replaces.
+    pub replaces: Option<CertificateIdentifier<'static>>,
+    /// How long to wait for validation and issuance.
+    pub timeout: Duration,
+}
+
+impl AcmeClient {
+    /// Runs a whole order and returns the issued chain as PEM (leaf first).
+    pub async fn obtain(&self, req: &OrderRequest<'_>) -> Result<String, AcmeError> {
+        let dir = self.directory.as_str();
+        let identifiers: Vec<Identifier> = req
+            .domains
+            .iter()
+            .map(|d| Identifier::Dns(d.clone()))
+            .collect();
+        let mut new_order = NewOrder::new(&identifiers);
+        if let Some(r) = &req.replaces {
+            if self.supports_ari {
+                new_order = new_order.replaces(r.clone());
+            }
+        }
+        let mut retrier = self.retrier();
+        let mut order = loop {
+            match self.account.new_order(&new_order).await {
+                Ok(o) => break o,
+                Err(e) => retrier.wait(e, "creating the order", dir).await?,
+            }
+        };
+        tracing::debug!(order = order.url(), "order created");
+
+        // Challenge files live until the order is done, then go (Drop).
+        let mut files: Vec<ChallengeFile> = Vec::new();
+        let mut done: HashSet<String> = HashSet::new();
+        'restart: loop {
+            let mut authzs = order.authorizations();
+            while let Some(next) = authzs.next().await {
+                let mut authz = match next {
+                    Ok(a) => a,
+                    Err(e) => {
+                        retrier.wait(e, "fetching an authorization", dir).await?;
+                        continue 'restart;
+                    }
+                };
+                let url = authz.url().to_string();
+                if done.contains(&url) {
+                    continue;
+                }
+                match authz.status {
+                    AuthorizationStatus::Valid => {
+                        done.insert(url);
+                        continue;
+                    }
+                    AuthorizationStatus::Pending => {}
+                    other => {
+                        return Err(AcmeError::Validation {
+                            domain: authz.identifier().to_string(),
+                            detail: format!("the authorization is {other:?}"),
+                        })
+                    }
+                }
+                let domain = authz.identifier().to_string();
+                let Some(mut challenge) = authz.challenge(ChallengeType::Http01) else {
+                    return Err(AcmeError::Validation {
+                        domain,
+                        detail: "the CA offers no http-01 challenge for this name".into(),
+                    });
+                };
+                let idx = req
+                    .domains
+                    .iter()
+                    .position(|d| d.eq_ignore_ascii_case(&domain))
+                    .ok_or_else(|| {
+                        AcmeError::Order(format!(
+                            "the CA asked about {domain}, which was not ordered"
+                        ))
+                    })?;
+                let key_auth = challenge.key_authorization();
+                files.push(webroot::write_challenge(
+                    &req.webroots[idx],
+                    &challenge.token,
+                    key_auth.as_str(),
+                )?);
+                loop {
+                    match challenge.set_ready().await {
+                        Ok(()) => break,
+                        Err(e) => retrier.wait(e, "answering the challenge", dir).await?,
+                    }
+                }
+                done.insert(url);
+            }
+            break;
+        }
+
+        let poll = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(40))
+            .backoff(1.5)
+            .timeout(req.timeout);
+        let status = loop {
+            match order.poll_ready(&poll).await {
+                Ok(s) => break s,
+                Err(instant_acme::Error::Timeout(_)) => {
+                    return Err(AcmeError::Order(format!(
+                        "the CA did not validate within {:?}; raise [acme] order_timeout or check the CA's status",
+                        req.timeout
+                    )))
+                }
+                Err(instant_acme::Error::Api(p)) if retry_is_fatal(&p) => {
+                    return Err(self.validation_error(&mut order, Some(p)).await)
+                }
+                Err(e) => retrier.wait(e, "waiting for validation", dir).await?,
+            }
+        };
+        if status != OrderStatus::Ready {
+            return Err(self.validation_error(&mut order, None).await);
+        }
+        drop(files);
+
+        loop {
+            match order.finalize_csr(req.csr_der).await {
+                Ok(()) => break,
+                Err(e) => retrier.wait(e, "finalizing the order", dir).await?,
+            }
+        }
+        loop {
+            match order.poll_certificate(&poll).await {
+                Ok(pem) => return Ok(pem),
+                Err(instant_acme::Error::Timeout(_)) => {
+                    return Err(AcmeError::Order(format!(
+                        "the CA did not issue within {:?}; raise [acme] order_timeout",
+                        req.timeout
+                    )))
+                }
+                Err(e) => retrier.wait(e, "downloading the certificate", dir).await?,
+            }
+        }
+    }
+
+    /// Finds which name failed validation and why.
+    async fn validation_error(
+        &self,
+        order: &mut instant_acme::Order,
+        order_problem: Option<instant_acme::Problem>,
+    ) -> AcmeError {
+        let mut authzs = order.authorizations();
+        while let Some(Ok(mut a)) = authzs.next().await {
+            let _ = a.refresh().await;
+            if a.status == AuthorizationStatus::Invalid {
+                let detail = a
+                    .challenges
+                    .iter()
+                    .find_map(|c| c.error.as_ref().map(|p| p.to_string()))
+                    .unwrap_or_else(|| "no detail from the CA".into());
+                return AcmeError::Validation {
+                    domain: a.identifier().to_string(),
+                    detail,
+                };
+            }
+        }
+        AcmeError::Order(match order_problem {
+            Some(p) => format!("the order failed: {p}"),
+            None => "the order became invalid without a reason from the CA".into(),
+        })
+    }
+}
+
+fn retry_is_fatal(p: &instant_acme::Problem) -> bool {
+    super::retry::classify(&instant_acme::Error::Api(p.clone())) == super::retry::Class::Fatal
+}

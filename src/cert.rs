@@ -1,0 +1,298 @@
+//! Facts about certificates, read from PEM (rustls-pki-types) and DER (x509-parser).
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("no PEM certificate found{0}")]
+    NoCertificate(String),
+    #[error("invalid PEM{0}: {1}")]
+    Pem(String, String),
+    #[error("cannot parse certificate{0}: {1}")]
+    Parse(String, String),
+    #[error("no private key found{0}")]
+    NoKey(String),
+}
+
+/// What certkeep needs to know about one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    /// Subject distinguished name, RFC 4514 style ("" when empty, as Pebble issues).
+    pub subject: String,
+    /// DNS names (and IP addresses) from subjectAltName, in certificate order.
+    pub sans: Vec<String>,
+    pub issuer: String,
+    /// Serial number, lowercase hex without separators or leading zero bytes.
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// "ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519", ...
+    pub key_type: String,
+    /// "ecdsa-with-SHA256", "sha256WithRSAEncryption", ...
+    pub signature_algorithm: String,
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint: String,
+    pub is_ca: bool,
+    /// Subject equals issuer (a root or a self-signed leaf).
+    pub self_issued: bool,
+    /// Raw DER of the public key info, to compare with a private key.
+    pub spki_der: Vec<u8>,
+}
+
+impl CertFacts {
+    /// Whole seconds from `now` to not-after (negative when expired).
+    pub fn seconds_left(&self, now: OffsetDateTime) -> i64 {
+        (self.not_after - now).whole_seconds()
+    }
+
+    /// Whole days left, rounded down (an expired certificate has a negative count).
+    pub fn days_left(&self, now: OffsetDateTime) -> i64 {
+        self.seconds_left(now).div_euclid(86_400)
+    }
+
+    pub fn lifetime_seconds(&self) -> i64 {
+        (self.not_after - self.not_before).whole_seconds()
+    }
+
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now > self.not_after
+    }
+}
+
+fn ctx(what: &str) -> String {
+    if what.is_empty() {
+        String::new()
+    } else {
+        format!(" in {what}")
+    }
+}
+
+/// Every certificate in a PEM text, in order. `what` names the source in errors.
+pub fn parse_pem_chain(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| CertError::Pem(ctx(what), e.to_string()))?;
+    if certs.is_empty() {
+        return Err(CertError::NoCertificate(ctx(what)));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM text (PKCS#8, SEC1 or PKCS#1).
+pub fn parse_pem_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, CertError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => CertError::NoKey(ctx(what)),
+        other => CertError::Pem(ctx(what), other.to_string()),
+    })
+}
+
+/// Facts from one DER certificate.
+pub fn facts(der: &[u8], what: &str) -> Result<CertFacts, CertError> {
+    let (_, x) =
+        X509Certificate::from_der(der).map_err(|e| CertError::Parse(ctx(what), e.to_string()))?;
+    let sans = match x.subject_alternative_name() {
+        Ok(Some(ext)) => ext
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(d.to_string()),
+                GeneralName::IPAddress(b) => ip_string(b),
+                _ => None,
+            })
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(CertError::Parse(ctx(what), e.to_string())),
+    };
+    let not_before = to_offset(x.validity().not_before.timestamp())?;
+    let not_after = to_offset(x.validity().not_after.timestamp())?;
+    Ok(CertFacts {
+        subject: x.subject().to_string(),
+        sans,
+        issuer: x.issuer().to_string(),
+        serial: serial_hex(x.raw_serial()),
+        not_before,
+        not_after,
+        key_type: key_type(&x),
+        signature_algorithm: signature_name(&x),
+        fingerprint: hex::encode(Sha256::digest(der)),
+        is_ca: x.is_ca(),
+        self_issued: x.subject().as_raw() == x.issuer().as_raw(),
+        spki_der: x.public_key().raw.to_vec(),
+    })
+}
+
+fn to_offset(ts: i64) -> Result<OffsetDateTime, CertError> {
+    OffsetDateTime::from_unix_timestamp(ts)
+        .map_err(|e| CertError::Parse(String::new(), format!("validity out of range: {e}")))
+}
+
+/// Serial as lowercase hex, without the DER sign byte.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let trimmed = match raw {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    hex::encode(trimmed)
+}
+
+fn ip_string(b: &[u8]) -> Option<String> {
+    match b.len() {
+        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            Some(std::net::Ipv6Addr::from(a).to_string())
+        }
+        _ => None,
+    }
+}
+
+fn key_type(x: &X509Certificate<'_>) -> String {
+    let spki = x.public_key();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("rsa{}", rsa.key_size()),
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
+            match curve {
+                Some(o) if o == oid_registry::OID_EC_P256 => "ecdsa-p256".into(),
+                Some(o) if o == oid_registry::OID_NIST_EC_P384 => "ecdsa-p384".into(),
+                Some(o) if o == oid_registry::OID_NIST_EC_P521 => "ecdsa-p521".into(),
+                Some(o) => format!("ecdsa-{o}"),
+                None => "ecdsa".into(),
+            }
+        }
+        _ if spki.algorithm.algorithm == oid_registry::OID_SIG_ED25519 => "ed25519".into(),
+        _ => format!("unknown({})", spki.algorithm.algorithm),
+    }
+}
+
+fn signature_name(x: &X509Certificate<'_>) -> String {
+    let oid = &x.signature_algorithm.algorithm;
+    oid_registry::OidRegistry::default()
+        .with_crypto()
+        .with_x509()
+        .get(oid)
+        .map(|e| e.sn().to_string())
+        .unwrap_or_else(|| oid.to_id_string())
+}
+
+/// The raw DER of the authority key identifier, for ARI certificate ids.
+pub fn authority_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, x) = X509Certificate::from_der(der).ok()?;
+    let aki = x
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        });
+    aki
+}
+
+/// Whether a certificate's name list covers `host` (exact or one-label wildcard).
+pub fn name_matches(sans: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    sans.iter().any(|san| {
+        let san = san.to_ascii_lowercase();
+        if let Some(suffix) = san.strip_prefix("*.") {
+            match host.split_once('.') {
+                Some((first, rest)) => !first.is_empty() && rest == suffix,
+                None => false,
+            }
+        } else {
+            san == host
+        }
+    })
+}
+
+/// The SubjectPublicKeyInfo DER of a private key, to check a cert/key pair.
+pub fn key_spki_der(key_pem: &str) -> Result<Vec<u8>, CertError> {
+    let kp = rcgen::KeyPair::from_pem(key_pem)
+        .map_err(|e| CertError::Parse(" in private key".into(), e.to_string()))?;
+    Ok(rcgen::PublicKeyData::subject_public_key_info(&kp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(names: &[&str]) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let ck = rcgen::generate_simple_self_signed(names).unwrap();
+        (ck.cert.pem(), ck.signing_key.serialize_pem())
+    }
+
+    #[test]
+    fn facts_from_self_signed() {
+        let (pem, key) = self_signed(&["a.test", "b.test"]);
+        let chain = parse_pem_chain(pem.as_bytes(), "test").unwrap();
+        assert_eq!(chain.len(), 1);
+        let f = facts(&chain[0], "test").unwrap();
+        assert_eq!(f.sans, vec!["a.test", "b.test"]);
+        assert_eq!(f.key_type, "ecdsa-p256");
+        assert_eq!(f.fingerprint.len(), 64);
+        assert!(f.self_issued);
+        assert!(!f.serial.is_empty());
+        assert_eq!(f.serial, f.serial.to_lowercase());
+        assert_eq!(key_spki_der(&key).unwrap(), f.spki_der);
+        assert!(f.lifetime_seconds() > 0);
+    }
+
+    #[test]
+    fn empty_and_garbage_pem_are_errors() {
+        assert!(matches!(
+            parse_pem_chain(b"", "x.pem"),
+            Err(CertError::NoCertificate(_))
+        ));
+        let e = parse_pem_chain(
+            b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+            "x.pem",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("x.pem"), "{e}");
+        assert!(facts(b"\x30\x03\x02\x01\x01", "y").is_err());
+        assert!(matches!(parse_pem_key(b"", "k"), Err(CertError::NoKey(_))));
+    }
+
+    #[test]
+    fn serial_strips_sign_byte_only() {
+        assert_eq!(serial_hex(&[0x00, 0x8f, 0x01]), "8f01");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[0x12, 0x00]), "1200");
+    }
+
+    #[test]
+    fn hostname_matching() {
+        let sans = vec!["example.com".to_string(), "*.example.org".to_string()];
+        assert!(name_matches(&sans, "example.com"));
+        assert!(name_matches(&sans, "EXAMPLE.com."));
+        assert!(name_matches(&sans, "www.example.org"));
+        assert!(!name_matches(&sans, "example.org"));
+        assert!(!name_matches(&sans, "a.b.example.org"));
+        assert!(!name_matches(&sans, "www.example.com"));
+    }
+
+    #[test]
+    fn days_left_rounds_down_and_goes_negative() {
+        let (pem, _) = self_signed(&["a.test"]);
+        let chain = parse_pem_chain(pem.as_bytes(), "").unwrap();
+        let f = facts(&chain[0], "").unwrap();
+        let now = f.not_after - time::Duration::hours(36);
+        assert_eq!(f.days_left(now), 1);
+        let after = f.not_after + time::Duration::hours(1);
+        assert_eq!(f.days_left(after), -1);
+        assert!(f.is_expired(after));
+    }
+}

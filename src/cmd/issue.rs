@@ -1,0 +1,102 @@
+//! `certkeep issue`: obtain certificates now.
+
+use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::acme::AcmeClient;
+use crate::config::{CertificateConfig, Config};
+use crate::issue::Issuer;
+use crate::store::{lock, Store};
+
+pub async fn run(config: &Config, names: &[String], all: bool) -> u8 {
+    let selected: Vec<&CertificateConfig> = if all {
+        config.certificates.iter().collect()
+    } else {
+        let mut v = Vec::new();
+        for n in names {
+            match config.certificate(n) {
+                Some(c) => v.push(c),
+                None => {
+                    eprintln!(
+                        "error: no [[certificate]] named {n:?} in the config; known: {}",
+                        known(config)
+                    );
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        v
+    };
+    if selected.is_empty() {
+        eprintln!(
+            "error: name a certificate or pass --all (configured: {})",
+            known(config)
+        );
+        return EXIT_USAGE;
+    }
+    let store = Store::new(&config.store);
+    if let Err(e) = store.ensure_layout() {
+        report("cannot prepare the store", &e);
+        return EXIT_FAILURE;
+    }
+    let _lock = match lock::acquire(&store.state_dir(), config.renewal.lock_wait.0).await {
+        Ok(l) => l,
+        Err(e) => {
+            report("cannot lock the store", &e);
+            return EXIT_FAILURE;
+        }
+    };
+    if let Err(e) = store.recover() {
+        report("cannot clean up the store", &e);
+        return EXIT_FAILURE;
+    }
+    let client = match AcmeClient::connect(
+        &config.acme,
+        &config.acme.directory.0,
+        &store,
+        true,
+        config.renewal.retry_budget.0,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report("cannot reach the ACME account", &e);
+            return EXIT_FAILURE;
+        }
+    };
+    let issuer = Issuer {
+        config,
+        client: &client,
+        store: &store,
+    };
+    let mut failed = 0;
+    for c in selected {
+        let started = std::time::Instant::now();
+        match issuer.issue(c).await {
+            Ok((version, leaf)) => println!(
+                "{}: issued version {version}, serial {}, expires {} ({:.1}s)",
+                c.name(),
+                leaf.serial,
+                crate::cmd::certificates::rfc3339(leaf.not_after),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                failed += 1;
+                report(&format!("{}: not issued", c.name()), &e);
+            }
+        }
+    }
+    if failed > 0 {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    }
+}
+
+fn known(config: &Config) -> String {
+    let names: Vec<&str> = config.certificates.iter().map(|c| c.name()).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,188 @@
+//! Obtaining one new version of a lineage: self-check, key, order, store.
+//! Shared by `certkeep issue` and `certkeep renew`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use instant_acme::CertificateIdentifier;
+
+use crate::acme::{keys, order::OrderRequest, AcmeClient, AcmeError};
+use crate::cert::{self, CertFacts};
+use crate::config::{CertificateConfig, Config};
+use crate::store::{NewVersion, Store, StoreError};
+use crate::webroot::{self, SelfCheck, WebrootError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Acme(#[from] AcmeError),
+    #[error(transparent)]
+    SelfCheck(#[from] WebrootError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("the CA returned an unusable certificate: {0}")]
+    Returned(String),
+    #[error("[http01] self_check_connect {0:?} is not an IP address")]
+    ConnectAddr(String),
+}
+
+/// A freshly issued certificate, not yet in the store.
+pub struct Obtained {
+    pub version: NewVersion,
+    pub leaf: CertFacts,
+}
+
+/// How a certificate is obtained: the settings that do not change per lineage.
+pub struct Issuer<'a> {
+    pub config: &'a Config,
+    pub client: &'a AcmeClient,
+    pub store: &'a Store,
+}
+
+impl Issuer<'_> {
+    fn self_check(&self) -> Result<Option<SelfCheck>, IssueError> {
+        let h = &self.config.http01;
+        if !h.self_check {
+            return Ok(None);
+        }
+        let connect = match &h.self_check_connect {
+            Some(s) => Some(s.parse().map_err(|_| IssueError::ConnectAddr(s.clone()))?),
+            None => None,
+        };
+        Ok(Some(SelfCheck {
+            port: h.self_check_port,
+            connect,
+            ca_bundle: self.config.acme.ca_bundle.clone(),
+        }))
+    }
+
+    /// Runs the self-check for every domain of `c`.
+    pub async fn preflight(&self, c: &CertificateConfig) -> Result<(), IssueError> {
+        let Some(how) = self.self_check()? else {
+            return Ok(());
+        };
+        for d in &c.domains {
+            let root = c
+                .webroot_for(&d.0)
+                .unwrap_or_else(|| std::path::Path::new("."));
+            webroot::self_check(&d.0, root, &how).await?;
+            tracing::debug!(domain = %d.0, "self-check passed");
+        }
+        Ok(())
+    }
+
+    /// Self-check, key, order; returns the PEM texts without storing them.
+    pub async fn obtain(
+        &self,
+        c: &CertificateConfig,
+        replaces: Option<CertificateIdentifier<'static>>,
+        reuse_from_store: bool,
+    ) -> Result<Obtained, IssueError> {
+        self.preflight(c).await?;
+        let key = match (
+            c.reuse_key && reuse_from_store,
+            self.store.lineage(c.name())?,
+        ) {
+            (true, Some(l)) => {
+                let p = l.path("privkey");
+                let pem = std::fs::read_to_string(&p).map_err(crate::store::io_err("read", &p))?;
+                keys::load(&pem)?
+            }
+            _ => keys::generate(c.key_type)?,
+        };
+        let domains = c.domain_names();
+        let webroots: Vec<PathBuf> = domains
+            .iter()
+            .map(|d| c.webroot_for(d).map(PathBuf::from).unwrap_or_default())
+            .collect();
+        let csr = keys::csr_der(&domains, &key)?;
+        let pem = self
+            .client
+            .obtain(&OrderRequest {
+                domains: &domains,
+                webroots: &webroots,
+                csr_der: &csr,
+                replaces,
+                timeout: self.config.acme.order_timeout.0,
+            })
+            .await?;
+        let privkey = key.serialize_pem();
+        let version = split_chain(&pem, privkey)?;
+        let chain = cert::parse_pem_chain(version.fullchain.as_bytes(), "the issued chain")
+            .map_err(|e| IssueError::Returned(e.to_string()))?;
+        let leaf = cert::facts(&chain[0], "the issued certificate")
+            .map_err(|e| IssueError::Returned(e.to_string()))?;
+        if leaf.spki_der != rcgen::PublicKeyData::subject_public_key_info(&key) {
+            return Err(IssueError::Returned(
+                "its public key is not the one in the request".into(),
+            ));
+        }
+        Ok(Obtained { version, leaf })
+    }
+
+    /// Obtains and stores a new version, moving the live links to it.
+    pub async fn issue(&self, c: &CertificateConfig) -> Result<(u32, CertFacts), IssueError> {
+        let got = self.obtain(c, None, true).await?;
+        let v = self.store.write_version(c.name(), &got.version)?;
+        self.store.activate(c.name(), v)?;
+        Ok((v, got.leaf))
+    }
+}
+
+/// Splits the CA's PEM chain into cert, chain and fullchain.
+pub fn split_chain(pem: &str, privkey: String) -> Result<NewVersion, IssueError> {
+    let mut blocks = Vec::new();
+    let mut rest = pem;
+    const END: &str = "-----END CERTIFICATE-----";
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(end) = rest[start..].find(END) else {
+            break;
+        };
+        let stop = start + end + END.len();
+        blocks.push(format!("{}\n", &rest[start..stop]));
+        rest = &rest[stop..];
+    }
+    if blocks.is_empty() {
+        return Err(IssueError::Returned(
+            "no PEM certificate in the response".into(),
+        ));
+    }
+    Ok(NewVersion {
+        cert: blocks[0].clone(),
+        chain: blocks[1..].concat(),
+        fullchain: blocks.concat(),
+        privkey,
+    })
+}
+
+/// Default per-call time budget when the config has none.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_chain_keeps_order() {
+        let a = rcgen::generate_simple_self_signed(vec!["a.test".into()])
+            .unwrap()
+            .cert
+            .pem();
+        let b = rcgen::generate_simple_self_signed(vec!["b.test".into()])
+            .unwrap()
+            .cert
+            .pem();
+        let v = split_chain(&format!("{a}\n{b}"), "k".into()).unwrap();
+        assert_eq!(v.cert.trim(), a.trim());
+        assert_eq!(v.chain.trim(), b.trim());
+        assert_eq!(
+            cert::parse_pem_chain(v.fullchain.as_bytes(), "")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(split_chain("garbage", "k".into()).is_err());
+    }
+}
