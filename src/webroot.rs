@@ -145,36 +145,65 @@ pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result
     let mut builder = crate::acme::http::client_builder(how.ca_bundle.as_deref())
         .map_err(|e| fail(format!("the HTTP client could not be set up: {e}")))?
         .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(10));
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(ip) = how.connect {
         builder = builder.resolve(domain, std::net::SocketAddr::new(ip, 0));
     }
     let client = builder
         .build()
         .map_err(|e| fail(format!("the HTTP client could not be set up: {e}")))?;
-    let rsp = client.get(&url).send().await.map_err(|e| {
-        fail(format!(
-            "the request failed: {}",
-            crate::acme::error_chain(&e)
-        ))
-    })?;
-    let status = rsp.status();
-    let final_url = rsp.url().to_string();
-    let body = rsp.text().await.unwrap_or_default();
-    let redirected = if final_url != url {
-        format!(" after a redirect to {final_url}")
-    } else {
-        String::new()
+    // Follow redirects by hand (as the CA does, up to 10) to say where it went.
+    let mut current = url.clone();
+    let mut hops: Vec<String> = Vec::new();
+    let via = |hops: &[String]| {
+        if hops.is_empty() {
+            String::new()
+        } else {
+            format!(" (redirected: {})", hops.join(" -> "))
+        }
     };
-    if !status.is_success() {
-        return Err(fail(format!("got HTTP {status}{redirected}")));
-    }
-    if body.trim() != content {
-        let shown: String = body.chars().take(60).collect();
-        return Err(fail(format!(
-            "got HTTP {status}{redirected} with other content ({shown:?}); the location serves a different directory than {}",
-            webroot.display()
-        )));
+    loop {
+        let rsp = client.get(&current).send().await.map_err(|e| {
+            fail(format!(
+                "the request{} failed: {}",
+                via(&hops),
+                crate::acme::error_chain(&e)
+            ))
+        })?;
+        let status = rsp.status();
+        if status.is_redirection() {
+            let location = rsp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| rsp.url().join(l).ok());
+            match location {
+                Some(next) if hops.len() < 10 => {
+                    hops.push(format!("HTTP {} to {next}", status.as_u16()));
+                    current = next.to_string();
+                    continue;
+                }
+                _ => {
+                    return Err(fail(format!(
+                        "got HTTP {status}{} without a usable Location",
+                        via(&hops)
+                    )))
+                }
+            }
+        }
+        let body = rsp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(fail(format!("got HTTP {status}{}", via(&hops))));
+        }
+        if body.trim() != content {
+            let shown: String = body.chars().take(60).collect();
+            return Err(fail(format!(
+                "got HTTP {status}{} with other content ({shown:?}); that location serves a different directory than {}",
+                via(&hops),
+                webroot.display()
+            )));
+        }
+        break;
     }
     Ok(())
 }

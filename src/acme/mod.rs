@@ -23,7 +23,7 @@ pub enum AcmeError {
         what: String,
         directory: String,
         #[source]
-        source: instant_acme::Error,
+        source: Box<instant_acme::Error>,
     },
     #[error(transparent)]
     Setup(#[from] HttpSetupError),
@@ -312,7 +312,7 @@ impl Retrier {
             None => Err(AcmeError::Ca {
                 what: what.to_string(),
                 directory: directory.to_string(),
-                source: e,
+                source: Box::new(e),
             }),
         }
     }

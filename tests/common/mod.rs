@@ -1,0 +1,183 @@
+//! Test bed: a real Pebble ACME server, its DNS (pebble-challtestsrv) and a real
+//! nginx, each started on free loopback ports for one test and stopped on drop.
+//!
+//! When a server binary is missing the test is skipped with a message, except
+//! under `CI=true`, where a missing server is a failure.
+
+#![allow(dead_code)]
+
+pub mod nginx;
+pub mod pebble;
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub use nginx::Nginx;
+pub use pebble::{Pebble, PebbleOptions};
+
+/// A free TCP port on 127.0.0.1 (bound once, released, then handed out).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// True when `bin` is on PATH. Under CI=true a missing binary panics.
+pub fn have(bin: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(bin).is_file();
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{bin} is required under CI=true but is not installed (run scripts/install-deps.sh)");
+        }
+        eprintln!("SKIP: {bin} not installed (scripts/install-deps.sh installs it)");
+    }
+    found
+}
+
+/// Skips the calling test (returns) unless every binary exists.
+#[macro_export]
+macro_rules! require {
+    ($($bin:expr),+) => {
+        if !($($crate::common::have($bin))&&+) {
+            return;
+        }
+    };
+}
+
+/// A world-traversable temp dir (nginx workers run as `nobody`).
+pub fn open_tempdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("certkeep-test-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Pebble + nginx + a store and webroot, with a config writer.
+pub struct Bed {
+    pub dir: tempfile::TempDir,
+    pub pebble: Pebble,
+    pub nginx: Nginx,
+    pub webroot: PathBuf,
+    pub store: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Bed {
+    /// Starts Pebble and nginx; `None` (test skipped) when they are not installed.
+    pub fn start(opts: PebbleOptions) -> Option<Bed> {
+        if !(have("pebble") && have("pebble-challtestsrv") && have("nginx")) {
+            return None;
+        }
+        let dir = open_tempdir();
+        let webroot = dir.path().join("webroot");
+        std::fs::create_dir_all(&webroot).expect("webroot");
+        std::fs::set_permissions(&webroot, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let nginx = Nginx::start(&dir.path().join("nginx"), &webroot);
+        let pebble = Pebble::start(&dir.path().join("pebble"), nginx.http_port, opts);
+        let store = dir.path().join("store");
+        let config = dir.path().join("certkeep.toml");
+        Some(Bed {
+            dir,
+            pebble,
+            nginx,
+            webroot,
+            store,
+            config,
+        })
+    }
+
+    /// The config head: store, CA, self-check and nginx commands for this bed.
+    pub fn base_config(&self) -> String {
+        format!(
+            r#"store = "{store}"
+
+[acme]
+directory = "{dir}"
+staging_directory = "{dir}"
+ca_bundle = "{ca}"
+email = "ops@example.com"
+order_timeout = "60s"
+
+[http01]
+self_check_port = {port}
+self_check_connect = "127.0.0.1"
+
+[nginx]
+test_command = {test:?}
+reload_command = {reload:?}
+confirm_timeout = "10s"
+
+[renewal]
+lock_wait = "60s"
+retry_budget = "60s"
+"#,
+            store = self.store.display(),
+            dir = self.pebble.directory,
+            ca = self.pebble.api_ca.display(),
+            port = self.nginx.http_port,
+            test = self.nginx.test_command(),
+            reload = self.nginx.reload_command(),
+        )
+    }
+
+    /// A `[[certificate]]` block using this bed's webroot.
+    pub fn cert_block(&self, name: &str, domains: &[&str], extra: &str) -> String {
+        format!(
+            "\n[[certificate]]\nname = \"{name}\"\ndomains = {domains:?}\nwebroot = \"{}\"\n{extra}\n",
+            self.webroot.display()
+        )
+    }
+
+    pub fn write_config(&self, body: &str) {
+        std::fs::write(&self.config, format!("{}{body}", self.base_config()))
+            .expect("write config");
+    }
+
+    /// Runs the certkeep binary with this bed's config.
+    pub fn certkeep(&self, args: &[&str]) -> Output {
+        certkeep(&self.config, args)
+    }
+}
+
+/// Runs the certkeep binary with `--config config`.
+pub fn certkeep(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_certkeep"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run certkeep")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}", text(o));
+}

@@ -1,0 +1,162 @@
+//! A real nginx on loopback: an HTTP server for the ACME webroot on a free
+//! port, plus TLS sites added as files under `sites/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, wait_for};
+
+pub struct Nginx {
+    pub prefix: PathBuf,
+    pub conf: PathBuf,
+    pub sites: PathBuf,
+    pub http_port: u16,
+}
+
+impl Nginx {
+    /// Starts nginx serving `webroot` for `/.well-known/acme-challenge/` on a
+    /// free port (everything else redirects to HTTPS, as in production).
+    pub fn start(prefix: &Path, webroot: &Path) -> Nginx {
+        Self::start_with(prefix, webroot, true)
+    }
+
+    /// Like `start`, but `acme_location == false` leaves the challenge location
+    /// out, the classic misconfiguration.
+    pub fn start_with(prefix: &Path, webroot: &Path, acme_location: bool) -> Nginx {
+        for d in ["logs", "sites", "run"] {
+            std::fs::create_dir_all(prefix.join(d)).expect("nginx dirs");
+        }
+        let http_port = free_port();
+        let conf = prefix.join("nginx.conf");
+        let location = if acme_location {
+            format!(
+                "location /.well-known/acme-challenge/ {{ root {}; default_type text/plain; }}",
+                webroot.display()
+            )
+        } else {
+            String::new()
+        };
+        let p = prefix.display();
+        std::fs::write(
+            &conf,
+            format!(
+                r#"pid {p}/run/nginx.pid;
+error_log {p}/logs/error.log;
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+  access_log {p}/logs/access.log;
+  client_body_temp_path {p}/run/body; proxy_temp_path {p}/run/proxy;
+  fastcgi_temp_path {p}/run/fcgi; uwsgi_temp_path {p}/run/uwsgi; scgi_temp_path {p}/run/scgi;
+  server {{
+    listen 127.0.0.1:{http_port} default_server;
+    {location}
+    location / {{ return 301 https://$host$request_uri; }}
+  }}
+  include {p}/sites/*.conf;
+}}
+"#
+            ),
+        )
+        .expect("write nginx.conf");
+        let n = Nginx {
+            prefix: prefix.to_path_buf(),
+            sites: prefix.join("sites"),
+            conf,
+            http_port,
+        };
+        let out = Command::new("nginx")
+            .args(n.args())
+            .output()
+            .expect("start nginx");
+        assert!(
+            out.status.success(),
+            "nginx failed to start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_for("nginx", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+        });
+        n
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "-c".into(),
+            self.conf.display().to_string(),
+            "-p".into(),
+            self.prefix.display().to_string(),
+        ]
+    }
+
+    /// `nginx -t` for this instance, as an argv array.
+    pub fn test_command(&self) -> Vec<String> {
+        let mut v = vec!["nginx".to_string(), "-t".to_string(), "-q".to_string()];
+        v.extend(self.args());
+        v
+    }
+
+    /// `nginx -s reload` for this instance, as an argv array.
+    pub fn reload_command(&self) -> Vec<String> {
+        let mut v = vec!["nginx".to_string(), "-s".to_string(), "reload".to_string()];
+        v.extend(self.args());
+        v
+    }
+
+    /// Writes `sites/<name>.conf`.
+    pub fn add_site(&self, name: &str, conf: &str) {
+        std::fs::write(self.sites.join(format!("{name}.conf")), conf).expect("write site");
+    }
+
+    /// A TLS server block on a free port using the given files.
+    pub fn tls_site(
+        &self,
+        name: &str,
+        server_name: &str,
+        fullchain: &Path,
+        key: &Path,
+        extra: &str,
+    ) -> u16 {
+        let port = free_port();
+        self.add_site(
+            name,
+            &format!(
+                "server {{\n  listen 127.0.0.1:{port} ssl;\n  server_name {server_name};\n  ssl_certificate {};\n  ssl_certificate_key {};\n  {extra}\n  location / {{ return 200 \"ok\\n\"; }}\n}}\n",
+                fullchain.display(),
+                key.display()
+            ),
+        );
+        port
+    }
+
+    pub fn reload(&self) {
+        let out = Command::new("nginx")
+            .args(&self.reload_command()[1..])
+            .output()
+            .expect("reload nginx");
+        assert!(
+            out.status.success(),
+            "nginx reload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many reloads nginx logged (its error log records each SIGHUP).
+    pub fn reload_count(&self) -> usize {
+        std::fs::read_to_string(self.prefix.join("logs/error.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("signal 1 (SIGHUP) received"))
+            .count()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("nginx")
+            .args(["-s", "stop"])
+            .args(self.args())
+            .output();
+    }
+}
