@@ -1,1 +1,233 @@
+use super::*;
 
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("t.toml"))
+}
+
+fn err(text: &str) -> (usize, usize, String) {
+    match parse(text) {
+        Err(ConfigError::Invalid {
+            line,
+            column,
+            message,
+            ..
+        }) => (line, column, message),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+const MIN: &str = r#"
+[[certificate]]
+name = "example.com"
+domains = ["example.com", "WWW.Example.com."]
+webroot = "/var/www/certbot"
+"#;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MIN).unwrap();
+    assert_eq!(c.store, PathBuf::from("/var/lib/certkeep"));
+    assert_eq!(c.acme.directory.0, LETSENCRYPT_DIRECTORY);
+    assert_eq!(c.acme.staging_directory.0, LETSENCRYPT_STAGING_DIRECTORY);
+    assert!(c.http01.self_check);
+    assert_eq!(c.http01.self_check_port, 80);
+    assert_eq!(c.nginx.test_command.0, vec!["nginx", "-t"]);
+    assert_eq!(c.nginx.reload_command.0, vec!["nginx", "-s", "reload"]);
+    let cert = &c.certificates[0];
+    assert_eq!(cert.name(), "example.com");
+    assert_eq!(cert.domain_names(), vec!["example.com", "www.example.com"]);
+    assert_eq!(cert.key_type, KeyType::EcdsaP256);
+    assert!(!cert.reuse_key);
+    assert_eq!(cert.confirm_endpoint(), "example.com:443");
+    assert_eq!(
+        cert.webroot_for("www.example.com"),
+        Some(Path::new("/var/www/certbot"))
+    );
+}
+
+#[test]
+fn empty_file_is_valid() {
+    let c = parse("").unwrap();
+    assert!(c.certificates.is_empty());
+}
+
+#[test]
+fn full_config_parses() {
+    let c = parse(
+        r#"
+store = "/etc/letsencrypt"
+[acme]
+directory = "https://ca.example/dir"
+ca_bundle = "/etc/ca.pem"
+email = "mailto:ops@example.com"
+order_timeout = "3m"
+[acme.eab]
+key_id = "kid"
+hmac_key_env = "EAB_HMAC"
+[http01]
+self_check = false
+[nginx]
+reload_command = ["systemctl", "reload", "nginx"]
+confirm_timeout = "20s"
+[renewal]
+renew_before = "1/2"
+lock_wait = "1m"
+[hooks]
+post_hook = ["/usr/local/bin/notify"]
+[[certificate]]
+name = "a"
+domains = ["a.example", "b.example"]
+webroot_map = { "a.example" = "/srv/a", "b.example" = "/srv/b" }
+key_type = "rsa4096"
+reuse_key = true
+renew_before = "30d"
+endpoint = "127.0.0.1:8443"
+deploy_hook = ["/bin/true"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.acme.email, Some(Email("ops@example.com".into())));
+    assert_eq!(c.acme.order_timeout.0, Duration::from_secs(180));
+    assert_eq!(c.renewal.renew_before, Some(RenewBefore::Fraction(0.5)));
+    let a = &c.certificates[0];
+    assert_eq!(a.key_type, KeyType::Rsa4096);
+    assert_eq!(
+        a.renew_before,
+        Some(RenewBefore::Remaining(Duration::from_secs(30 * 86400)))
+    );
+    assert_eq!(a.webroot_for("b.example"), Some(Path::new("/srv/b")));
+    assert_eq!(a.confirm_endpoint(), "127.0.0.1:8443");
+    assert_eq!(a.deploy_hook, Some(Command(vec!["/bin/true".into()])));
+}
+
+#[test]
+fn unknown_key_is_rejected_at_its_position() {
+    let (line, col, msg) = err("[[certificate]]\nname = \"a\"\ndomain = [\"x.example\"]\n");
+    assert_eq!((line, col), (3, 1));
+    assert!(msg.contains("unknown field `domain`"), "{msg}");
+    assert!(
+        msg.contains("domains"),
+        "the message lists the valid keys: {msg}"
+    );
+}
+
+#[test]
+fn bad_values_point_at_the_value() {
+    let base = "[[certificate]]\nname = \"a\"\nwebroot = \"/w\"\n";
+    let (line, col, msg) = err(&format!("{base}domains = [\"ok.example\", \"no way\"]\n"));
+    assert_eq!(line, 4);
+    assert_eq!(col, 11, "points at the domains value");
+    assert!(msg.contains("not a valid DNS name"), "{msg}");
+
+    let (_, _, msg) = err(&format!("{base}domains = [\"*.example.com\"]\n"));
+    assert!(msg.contains("wildcard"), "{msg}");
+    let (_, _, msg) = err(&format!("{base}domains = [\"10.0.0.1\"]\n"));
+    assert!(msg.contains("IP address"), "{msg}");
+    let (line, _, msg) = err(&format!(
+        "{base}domains = [\"a.example\"]\nkey_type = \"dsa\"\n"
+    ));
+    assert_eq!(line, 5);
+    assert!(
+        msg.contains("ecdsa-p256"),
+        "lists the valid key types: {msg}"
+    );
+    let (_, _, msg) = err(&format!(
+        "{base}domains = [\"a.example\"]\nrenew_before = \"soon\"\n"
+    ));
+    assert!(msg.contains("renew_before"), "{msg}");
+    let (_, _, msg) = err(&format!(
+        "{base}domains = [\"a.example\"]\nrenew_before = 1.5\n"
+    ));
+    assert!(msg.contains("between 0 and 1"), "{msg}");
+    let (_, _, msg) = err("[acme]\ndirectory = \"ftp://x\"\n");
+    assert!(msg.contains("not an http(s) URL"), "{msg}");
+    let (_, _, msg) = err("[acme]\nemail = \"nobody\"\n");
+    assert!(msg.contains("not an email"), "{msg}");
+    let (_, _, msg) = err("[nginx]\nreload_command = []\n");
+    assert!(msg.contains("non-empty"), "{msg}");
+    let (_, _, msg) = err("[acme]\norder_timeout = \"forever\"\n");
+    assert!(msg.contains("duration"), "{msg}");
+    let (line, _, msg) =
+        err("[[certificate]]\nname = \"../etc\"\ndomains = [\"a.example\"]\nwebroot = \"/w\"\n");
+    assert_eq!(line, 2);
+    assert!(msg.contains("invalid certificate name"), "{msg}");
+}
+
+#[test]
+fn cross_field_errors_point_at_the_certificate_name() {
+    let (line, _, msg) = err(
+        "[[certificate]]\nname = \"a\"\ndomains = [\"a.example\"]\nwebroot = \"/w\"\n\n[[certificate]]\nname = \"a\"\ndomains = [\"b.example\"]\nwebroot = \"/w\"\n",
+    );
+    assert_eq!(line, 7);
+    assert!(msg.contains("used twice"), "{msg}");
+
+    let (line, _, msg) = err("[[certificate]]\nname = \"a\"\ndomains = [\"a.example\"]\n");
+    assert_eq!(line, 2);
+    assert!(msg.contains("no webroot"), "{msg}");
+
+    let (_, _, msg) = err("[[certificate]]\nname = \"a\"\ndomains = []\nwebroot = \"/w\"\n");
+    assert!(msg.contains("no domains"), "{msg}");
+
+    let (_, _, msg) = err("[[certificate]]\nname = \"a\"\ndomains = [\"a.example\", \"A.example\"]\nwebroot = \"/w\"\n");
+    assert!(msg.contains("twice"), "{msg}");
+
+    let (_, _, msg) = err("[[certificate]]\nname = \"a\"\ndomains = [\"a.example\"]\nwebroot = \"/w\"\nwebroot_map = { \"b.example\" = \"/x\" }\n");
+    assert!(msg.contains("not in domains"), "{msg}");
+
+    let (_, _, msg) = err("[acme.eab]\nkey_id = \"k\"\n");
+    assert!(msg.contains("hmac_key_file"), "{msg}");
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let (line, col, _) = err("store = \"/x\"\n[acme\n");
+    assert_eq!(line, 2);
+    assert!(col >= 1);
+    let e = parse("a = \n").unwrap_err().to_string();
+    assert!(e.starts_with("t.toml:1:"), "{e}");
+}
+
+#[test]
+fn renew_before_forms() {
+    assert_eq!(
+        parse_renew_before("1/3").unwrap(),
+        RenewBefore::Fraction(1.0 / 3.0)
+    );
+    assert_eq!(
+        parse_renew_before("0.25").unwrap(),
+        RenewBefore::Fraction(0.25)
+    );
+    assert_eq!(
+        parse_renew_before("12h").unwrap(),
+        RenewBefore::Remaining(Duration::from_secs(43200))
+    );
+    assert!(parse_renew_before("1/0").is_err());
+    assert!(parse_renew_before("3/2").is_err());
+    assert!(parse_renew_before("").is_err());
+}
+
+#[test]
+fn line_column_counts_characters() {
+    assert_eq!(line_column("ab\ncd", 0), (1, 1));
+    assert_eq!(line_column("ab\ncd", 3), (2, 1));
+    assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    assert_eq!(line_column("é\nx", 3), (2, 1));
+    assert_eq!(line_column("abc", 99), (1, 4));
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let e = Config::load(Path::new("/nonexistent/certkeep.toml")).unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("/nonexistent/certkeep.toml") && s.contains("--config"),
+        "{s}"
+    );
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let text = include_str!("../../config/certkeep.example.toml");
+    let c = Config::parse(text, Path::new("config/certkeep.example.toml")).unwrap();
+    assert_eq!(c.certificates.len(), 1);
+}
