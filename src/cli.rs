@@ -58,6 +58,35 @@ pub enum Command {
         #[arg(long, conflicts_with = "names")]
         all: bool,
     },
+    /// Renew what is due (ARI window, or 1/3 of the lifetime left), then one
+    /// validated nginx reload
+    #[command(after_help = EXIT_CODES)]
+    Renew {
+        /// Run the real challenge flow against the staging directory with keys
+        /// in memory; change nothing on disk, do not reload nginx
+        #[arg(long)]
+        dry_run: bool,
+        /// Renew even if not due
+        #[arg(long)]
+        force: bool,
+        /// Only this certificate (repeatable)
+        #[arg(long = "cert", value_name = "NAME")]
+        certs: Vec<String>,
+        /// With --dry-run: run the deploy hooks too
+        #[arg(long, requires = "dry_run")]
+        run_deploy_hooks: bool,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the current certificate of a lineage at the CA
+    Revoke {
+        /// Certificate name
+        name: String,
+        /// RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)
+        #[arg(long, default_value_t = 0)]
+        reason: u8,
+    },
     /// List every lineage in the store
     Certificates {
         /// JSON array instead of text (stable interface, see README)

@@ -252,6 +252,9 @@ pub struct CertificateConfig {
     pub endpoint: Option<String>,
     /// TLS name to send when confirming; the first domain by default.
     pub endpoint_sni: Option<String>,
+    /// Check after a reload that the endpoint serves the new certificate.
+    #[serde(default = "yes")]
+    pub confirm: bool,
     /// Hooks for this certificate only (run in addition to the global ones).
     pub pre_hook: Option<Command>,
     pub deploy_hook: Option<Command>,
@@ -273,6 +276,13 @@ impl CertificateConfig {
             .get(domain)
             .map(PathBuf::as_path)
             .or(self.webroot.as_deref())
+    }
+
+    /// TLS name sent when confirming: `endpoint_sni`, or the first domain.
+    pub fn confirm_sni(&self) -> String {
+        self.endpoint_sni
+            .clone()
+            .unwrap_or_else(|| self.domains[0].0.clone())
     }
 
     /// `host:port` to confirm after reload; the first domain on 443 by default.

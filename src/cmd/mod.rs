@@ -2,6 +2,8 @@
 
 pub mod certificates;
 mod issue;
+mod renew;
+mod revoke;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
@@ -26,6 +28,28 @@ pub async fn run(cli: Cli) -> u8 {
         },
         Command::Issue { ref names, all } => match load(&cli) {
             Ok(c) => issue::run(&c, names, all).await,
+            Err(code) => code,
+        },
+        Command::Renew {
+            dry_run,
+            force,
+            ref certs,
+            run_deploy_hooks,
+            json,
+        } => match load(&cli) {
+            Ok(c) => {
+                let opts = crate::renew::run::Options {
+                    dry_run,
+                    force,
+                    certs: certs.clone(),
+                    run_deploy_hooks,
+                };
+                renew::run(&c, &opts, json).await
+            }
+            Err(code) => code,
+        },
+        Command::Revoke { ref name, reason } => match load(&cli) {
+            Ok(c) => revoke::run(&c, name, reason).await,
             Err(code) => code,
         },
         Command::Certificates { json } => match load(&cli) {

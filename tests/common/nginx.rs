@@ -42,7 +42,7 @@ impl Nginx {
             &conf,
             format!(
                 r#"pid {p}/run/nginx.pid;
-error_log {p}/logs/error.log;
+error_log {p}/logs/error.log notice;
 worker_processes 1;
 events {{ worker_connections 256; }}
 http {{

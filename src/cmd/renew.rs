@@ -1,0 +1,75 @@
+//! `certkeep renew`: prints the run's summary and maps it to an exit code.
+
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::config::Config;
+use crate::renew::run::{self, Options, Outcome, RunError};
+
+pub async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
+    let outcome = match run::run(config, opts).await {
+        Ok(o) => o,
+        Err(e @ RunError::UnknownCertificate(_)) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&outcome) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot encode the summary: {e}"),
+        }
+    } else {
+        print_summary(&outcome);
+    }
+    if outcome.ok() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+fn print_summary(o: &Outcome) {
+    let verb = if o.dry_run { "would renew" } else { "renewed" };
+    for r in &o.renewed {
+        let version = r
+            .version
+            .map(|v| format!("version {v}, "))
+            .unwrap_or_default();
+        println!(
+            "{verb}: {} ({version}serial {}, expires {}; {})",
+            r.name, r.serial, r.not_after, r.reason
+        );
+    }
+    for n in &o.not_due {
+        println!(
+            "not due: {} (renewal from {}, by {})",
+            n.name, n.due_at, n.basis
+        );
+    }
+    for f in &o.failed {
+        let expires = f
+            .expires
+            .as_ref()
+            .map(|e| format!("; the current certificate stays in place and expires {e}"))
+            .unwrap_or_default();
+        eprintln!("FAILED: {}: {}{expires}", f.name, f.error);
+    }
+    for p in &o.problems {
+        eprintln!("PROBLEM: {p}");
+    }
+    println!(
+        "{}{} {verb}, {} not due, {} failed{}",
+        if o.dry_run { "dry run: " } else { "" },
+        o.renewed.len(),
+        o.not_due.len(),
+        o.failed.len(),
+        if o.problems.is_empty() {
+            String::new()
+        } else {
+            format!(", {} problem(s)", o.problems.len())
+        }
+    );
+}

@@ -1,0 +1,76 @@
+//! `certkeep revoke`: revoke a lineage's current certificate at the CA.
+
+use instant_acme::{RevocationReason, RevocationRequest};
+use rustls_pki_types::CertificateDer;
+
+use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::acme::AcmeClient;
+use crate::config::Config;
+use crate::store::Store;
+
+fn reason(code: u8) -> Option<RevocationReason> {
+    Some(match code {
+        0 => RevocationReason::Unspecified,
+        1 => RevocationReason::KeyCompromise,
+        3 => RevocationReason::AffiliationChanged,
+        4 => RevocationReason::Superseded,
+        5 => RevocationReason::CessationOfOperation,
+        9 => RevocationReason::PrivilegeWithdrawn,
+        _ => return None,
+    })
+}
+
+pub async fn run(config: &Config, name: &str, code: u8) -> u8 {
+    let Some(reason) = reason(code) else {
+        eprintln!("error: reason {code} is not accepted; use 0, 1, 3, 4, 5 or 9");
+        return EXIT_USAGE;
+    };
+    let store = Store::new(&config.store);
+    let cur = match store.current(name) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!("error: no lineage {name:?} in {}", store.root().display());
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            report("cannot read the lineage", &e);
+            return EXIT_FAILURE;
+        }
+    };
+    let client = match AcmeClient::connect(
+        &config.acme,
+        &config.acme.directory.0,
+        &store,
+        true,
+        config.renewal.retry_budget.0,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report("cannot reach the ACME account", &e);
+            return EXIT_FAILURE;
+        }
+    };
+    let der = CertificateDer::from(cur.chain_der[0].as_slice());
+    match client
+        .account
+        .revoke(&RevocationRequest {
+            certificate: &der,
+            reason: Some(reason),
+        })
+        .await
+    {
+        Ok(()) => {
+            println!(
+                "{name}: revoked serial {}; `certkeep renew` will replace it",
+                cur.leaf.serial
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            report(&format!("{name}: revocation failed"), &e);
+            EXIT_FAILURE
+        }
+    }
+}

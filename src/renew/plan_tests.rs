@@ -1,0 +1,266 @@
+use super::*;
+use std::time::Duration as StdDuration;
+use time::macros::datetime;
+
+const T0: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+
+fn domains(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+struct Case {
+    lifetime: Duration,
+    cert: Vec<String>,
+    wanted: Vec<String>,
+    renew_before: Option<RenewBefore>,
+    ari: Option<AriState>,
+}
+
+impl Case {
+    fn new(lifetime_days: i64) -> Case {
+        let d = domains(&["a.example", "b.example"]);
+        Case {
+            lifetime: Duration::days(lifetime_days),
+            cert: d.clone(),
+            wanted: d,
+            renew_before: None,
+            ari: None,
+        }
+    }
+    fn decide_at(&self, now: OffsetDateTime) -> Decision {
+        decide(
+            &Facts {
+                not_before: T0,
+                not_after: T0 + self.lifetime,
+                serial: "01ab",
+                cert_domains: &self.cert,
+                wanted_domains: &self.wanted,
+                renew_before: self.renew_before,
+                ari: self.ari.as_ref(),
+            },
+            now,
+        )
+    }
+    /// The moment the threshold rule flips to due.
+    fn due_from(&self) -> OffsetDateTime {
+        match self.decide_at(T0) {
+            Decision::NotDue { at, .. } => at,
+            d => panic!("due at issuance: {d:?}"),
+        }
+    }
+}
+
+#[test]
+fn default_thresholds_by_lifetime() {
+    // (lifetime days, expected renewal point after issuance)
+    let cases = [
+        (6, Duration::days(3)),   // 1/2 of 6 days left
+        (45, Duration::days(30)), // 1/3 of 45 days left
+        (90, Duration::days(60)), // 1/3 of 90 days left
+        (5 * 365, Duration::seconds(5 * 365 * 86_400 * 2 / 3)),
+    ];
+    for (days, at) in cases {
+        let c = Case::new(days);
+        assert_eq!(c.due_from(), T0 + at, "lifetime {days}d");
+        assert!(
+            !c.decide_at(T0 + at - Duration::seconds(1)).is_due(),
+            "{days}d just before"
+        );
+        assert!(
+            matches!(
+                c.decide_at(T0 + at),
+                Decision::Due(Reason::Threshold { .. })
+            ),
+            "{days}d at the point"
+        );
+        assert!(matches!(
+            c.decide_at(T0 + c.lifetime + Duration::hours(1)),
+            Decision::Due(Reason::NearExpiry { .. })
+        ));
+    }
+}
+
+#[test]
+fn ten_day_boundary() {
+    assert_eq!(
+        default_fraction(Duration::days(10) - Duration::seconds(1)),
+        0.5
+    );
+    assert_eq!(default_fraction(Duration::days(10)), 1.0 / 3.0);
+}
+
+#[test]
+fn configured_renew_before() {
+    let mut c = Case::new(90);
+    c.renew_before = Some(RenewBefore::Remaining(StdDuration::from_secs(30 * 86_400)));
+    assert_eq!(c.due_from(), T0 + Duration::days(60));
+    c.renew_before = Some(RenewBefore::Fraction(0.5));
+    assert_eq!(c.due_from(), T0 + Duration::days(45));
+    // A renew_before longer than the lifetime: due at once.
+    c.renew_before = Some(RenewBefore::Remaining(StdDuration::from_secs(100 * 86_400)));
+    assert!(c.decide_at(T0).is_due());
+}
+
+#[test]
+fn changed_domains_are_due_with_the_difference() {
+    let mut c = Case::new(90);
+    c.wanted = domains(&["a.example", "c.example"]);
+    match c.decide_at(T0) {
+        Decision::Due(Reason::DomainsChanged { added, removed }) => {
+            assert_eq!(added, vec!["c.example"]);
+            assert_eq!(removed, vec!["b.example"]);
+        }
+        d => panic!("{d:?}"),
+    }
+    // Order and case do not matter.
+    c.wanted = domains(&["B.example", "a.example"]);
+    assert!(!c.decide_at(T0).is_due());
+}
+
+fn ari(start: OffsetDateTime, end: OffsetDateTime, fetched: OffsetDateTime, r: f64) -> AriState {
+    AriState::from_window(
+        "01ab",
+        start,
+        end,
+        fetched,
+        StdDuration::from_secs(6 * 3600),
+        r,
+        None,
+    )
+}
+
+#[test]
+fn ari_future_window_overrides_threshold() {
+    let mut c = Case::new(90);
+    let start = T0 + Duration::days(70);
+    let end = T0 + Duration::days(72);
+    c.ari = Some(ari(start, end, T0, 0.5));
+    let renew_at = c.ari.as_ref().unwrap().renew_at;
+    assert_eq!(renew_at, T0 + Duration::days(71));
+    // Past the 1/3 threshold (day 60) but before the ARI moment: not due.
+    assert_eq!(
+        c.decide_at(T0 + Duration::days(65)),
+        Decision::NotDue {
+            at: renew_at,
+            basis: "ARI"
+        }
+    );
+    assert!(matches!(
+        c.decide_at(renew_at),
+        Decision::Due(Reason::AriWindow { .. })
+    ));
+}
+
+#[test]
+fn ari_window_in_the_past_means_now() {
+    let mut c = Case::new(90);
+    let now = T0 + Duration::days(5);
+    c.ari = Some(ari(
+        T0 - Duration::days(2),
+        T0 - Duration::days(1),
+        now,
+        0.9,
+    ));
+    assert_eq!(c.ari.as_ref().unwrap().renew_at, T0 - Duration::days(2));
+    assert!(matches!(
+        c.decide_at(now),
+        Decision::Due(Reason::AriWindow { .. })
+    ));
+    // A window that opened before the fetch, still open: also now, even
+    // when planned with a clock read a moment before the fetch.
+    c.ari = Some(ari(
+        now - Duration::hours(1),
+        now + Duration::days(3),
+        now,
+        0.9,
+    ));
+    assert!(c.decide_at(now - Duration::seconds(1)).is_due());
+}
+
+#[test]
+fn ari_random_point_spans_the_window() {
+    let start = T0 + Duration::days(10);
+    let end = start + Duration::days(2);
+    assert_eq!(choose_in_window(start, end, T0, 0.0), start);
+    let late = choose_in_window(start, end, T0, 0.999_999);
+    assert!(late < end && late > start + Duration::days(1));
+    // Degenerate window: its start.
+    assert_eq!(choose_in_window(start, start, T0, 0.7), start);
+}
+
+#[test]
+fn ari_for_another_certificate_is_ignored() {
+    let mut c = Case::new(90);
+    let mut a = ari(T0 - Duration::days(2), T0 - Duration::days(1), T0, 0.1);
+    a.serial = "ffff".into();
+    c.ari = Some(a);
+    // Falls back to the threshold rule.
+    assert!(!c.decide_at(T0 + Duration::days(1)).is_due());
+}
+
+#[test]
+fn near_expiry_wins_over_a_late_ari_window() {
+    let mut c = Case::new(90);
+    c.ari = Some(ari(
+        T0 + Duration::days(100),
+        T0 + Duration::days(101),
+        T0,
+        0.5,
+    ));
+    assert!(!c.decide_at(T0 + Duration::days(80)).is_due());
+    assert!(matches!(
+        c.decide_at(T0 + Duration::days(82)),
+        Decision::Due(Reason::NearExpiry { .. })
+    ));
+}
+
+#[test]
+fn retry_after_governs_fetching() {
+    let a = ari(T0 + Duration::days(60), T0 + Duration::days(62), T0, 0.5);
+    assert_eq!(a.next_fetch, T0 + Duration::hours(6));
+    assert!(!should_fetch_ari(Some(&a), "01ab", T0 + Duration::hours(5)));
+    assert!(should_fetch_ari(Some(&a), "01ab", T0 + Duration::hours(6)));
+    assert!(should_fetch_ari(Some(&a), "other", T0));
+    assert!(should_fetch_ari(None, "01ab", T0));
+    // Retry-After is clamped to [1 minute, 1 day].
+    let zero = AriState::from_window("s", T0, T0, T0, StdDuration::ZERO, 0.0, None);
+    assert_eq!(zero.next_fetch, T0 + Duration::minutes(1));
+    let huge = AriState::from_window(
+        "s",
+        T0,
+        T0,
+        T0,
+        StdDuration::from_secs(90 * 86_400),
+        0.0,
+        None,
+    );
+    assert_eq!(huge.next_fetch, T0 + Duration::days(1));
+}
+
+#[test]
+fn ari_state_round_trips_as_json() {
+    let a = ari(T0, T0 + Duration::days(1), T0, 0.3);
+    let back: AriState = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    assert_eq!(a, back);
+}
+
+#[test]
+fn human_durations() {
+    assert_eq!(human(Duration::days(3) + Duration::hours(2)), "3d 2h");
+    assert_eq!(human(Duration::minutes(90)), "1h 30m");
+    assert_eq!(human(Duration::seconds(42)), "42s");
+    assert_eq!(human(Duration::seconds(-3600)), "-1h 0m");
+}
+
+#[test]
+fn reasons_read_well() {
+    let r = Reason::DomainsChanged {
+        added: vec!["c.example".into()],
+        removed: vec![],
+    };
+    assert_eq!(
+        r.to_string(),
+        "domains changed in the config (added c.example)"
+    );
+    assert_eq!(Reason::Forced.to_string(), "--force");
+}
