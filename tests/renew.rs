@@ -307,6 +307,13 @@ fn broken_nginx_config_rolls_back_without_reload() {
     assert!(bed.store.join("archive/safe/cert2.pem").exists());
     assert_eq!(bed.nginx.reload_count(), reloads, "nginx was reloaded");
     assert_eq!(served_serial(&bed, "safe"), served);
+    // Once nginx is fixed, the next renewal goes through (the rolled-back
+    // certificate was already replaced at the CA) and continues at version 3.
+    std::fs::remove_file(bed.nginx.sites.join("broken.conf")).unwrap();
+    let out = bed.certkeep(&["renew", "--force", "-v"]);
+    assert_exit(&out, 0);
+    assert!(live_version(&bed, "safe").ends_with("cert3.pem"));
+    assert_eq!(served_serial(&bed, "safe"), serial_of(&bed, "safe"));
 }
 
 #[test]

@@ -44,6 +44,14 @@ impl AcmeClient {
         let mut order = loop {
             match self.account.new_order(&new_order).await {
                 Ok(o) => break o,
+                // The certificate was already replaced (e.g. by a renewal whose
+                // deployment was rolled back): order without `replaces`.
+                Err(instant_acme::Error::Api(p))
+                    if req.replaces.is_some() && is_replaces_problem(&p) =>
+                {
+                    tracing::info!("the CA refused `replaces` ({p}); ordering without it");
+                    new_order = NewOrder::new(&identifiers);
+                }
                 Err(e) => retrier.wait(e, "creating the order", dir).await?,
             }
         };
@@ -182,6 +190,12 @@ impl AcmeClient {
             None => "the order became invalid without a reason from the CA".into(),
         })
     }
+}
+
+fn is_replaces_problem(p: &instant_acme::Problem) -> bool {
+    let t = p.r#type.as_deref().unwrap_or("");
+    t.ends_with(":alreadyReplaced")
+        || (t.ends_with(":malformed") && p.detail.as_deref().unwrap_or("").contains("replace"))
 }
 
 fn retry_is_fatal(p: &instant_acme::Problem) -> bool {
