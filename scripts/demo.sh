@@ -11,21 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO:-/tmp/certkeep-demo}
-ACME_PORT=${ACME_PORT:-14100}; MGMT_PORT=${MGMT_PORT:-15100}; DNS_PORT=${DNS_PORT:-8153}
-HTTP_PORT=${HTTP_PORT:-5102}; TLS_PORT=${TLS_PORT:-8543}
-NGX=(-c "$DEMO/nginx/nginx.conf" -p "$DEMO/nginx")
+TLS_PORT=${TLS_PORT:-8543}
+export TB=$DEMO/testbed
 
-stop() {
-  [ -f "$DEMO/run/nginx.pid" ] && nginx -s quit "${NGX[@]}" 2>/dev/null || true
-  for p in pebble dns; do
-    [ -f "$DEMO/run/$p.pid" ] && kill "$(cat "$DEMO/run/$p.pid")" 2>/dev/null || true
-    rm -f "$DEMO/run/$p.pid"
-  done
-}
-if [ "${1:-}" = stop ]; then stop; echo "demo stopped"; exit 0; fi
+if [ "${1:-}" = stop ]; then scripts/testbed.sh down; echo "demo stopped"; exit 0; fi
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-alive() { [ -f "$DEMO/run/$1.pid" ] && kill -0 "$(cat "$DEMO/run/$1.pid")" 2>/dev/null; }
 
 step "Installing system packages (nginx, pebble >= 2.5, ...) if missing"
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; else echo "(not root: assuming they are installed)"; fi
@@ -34,47 +25,12 @@ step "Building certkeep (release)"
 cargo build --release --quiet
 CK=$PWD/target/release/certkeep
 
-step "Starting Pebble (ACME CA) on 127.0.0.1:$ACME_PORT and nginx on 127.0.0.1:$HTTP_PORT"
-stop
+step "Starting Pebble (ACME CA), its DNS and nginx on loopback"
+scripts/testbed.sh down
 rm -rf "$DEMO"
-mkdir -p "$DEMO"/{webroot,nginx/sites,nginx/logs,run,store}
-chmod 755 "$DEMO" "$DEMO/webroot"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-  -subj "/CN=certkeep demo pebble API CA" -keyout "$DEMO/pebble-ca.key" -out "$DEMO/pebble-ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$DEMO/pebble.key" -out "$DEMO/pebble.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$DEMO/san.ext"
-openssl x509 -req -in "$DEMO/pebble.csr" -CA "$DEMO/pebble-ca.pem" -CAkey "$DEMO/pebble-ca.key" \
-  -CAcreateserial -days 30 -extfile "$DEMO/san.ext" -out "$DEMO/pebble.pem" 2>/dev/null
-cat > "$DEMO/pebble.json" <<JSON
-{"pebble": {"listenAddress": "127.0.0.1:$ACME_PORT", "managementListenAddress": "127.0.0.1:$MGMT_PORT",
-  "certificate": "$DEMO/pebble.pem", "privateKey": "$DEMO/pebble.key",
-  "httpPort": $HTTP_PORT, "tlsPort": 0, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
-JSON
-pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$DNS_PORT" \
-  -http01 "" -https01 "" -tlsalpn01 "" -doh "" -management "127.0.0.1:$((DNS_PORT+1))" >"$DEMO/run/dns.log" 2>&1 &
-echo $! > "$DEMO/run/dns.pid"
-PEBBLE_VA_NOSLEEP=1 pebble -config "$DEMO/pebble.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$DEMO/run/pebble.log" 2>&1 &
-echo $! > "$DEMO/run/pebble.pid"
-cat > "$DEMO/nginx/nginx.conf" <<NGX
-pid $DEMO/run/nginx.pid;
-error_log $DEMO/nginx/logs/error.log;
-events { worker_connections 256; }
-http {
-  access_log $DEMO/nginx/logs/access.log;
-  client_body_temp_path $DEMO/run/body; proxy_temp_path $DEMO/run/proxy;
-  fastcgi_temp_path $DEMO/run/fcgi; uwsgi_temp_path $DEMO/run/uwsgi; scgi_temp_path $DEMO/run/scgi;
-  server {
-    listen 127.0.0.1:$HTTP_PORT default_server;
-    location /.well-known/acme-challenge/ { root $DEMO/webroot; default_type text/plain; }
-    location / { return 301 https://\$host\$request_uri; }
-  }
-  include $DEMO/nginx/sites/*.conf;
-}
-NGX
-nginx "${NGX[@]}"
-for _ in $(seq 100); do curl -sf --cacert "$DEMO/pebble-ca.pem" "https://127.0.0.1:$ACME_PORT/dir" >/dev/null && break; sleep 0.1; done
-curl -sf --cacert "$DEMO/pebble-ca.pem" "https://127.0.0.1:$MGMT_PORT/roots/0" > "$DEMO/issuer-root.pem"
+mkdir -p "$DEMO/store"
+eval "$(scripts/testbed.sh up)"
+NGX=(-c "$NGINX_CONF" -p "$NGINX_PREFIX")
 
 step "Writing $DEMO/certkeep.toml"
 cat > "$DEMO/certkeep.toml" <<TOML
@@ -82,22 +38,22 @@ cat > "$DEMO/certkeep.toml" <<TOML
 store = "$DEMO/store"
 
 [acme]
-directory = "https://127.0.0.1:$ACME_PORT/dir"
-staging_directory = "https://127.0.0.1:$ACME_PORT/dir"
-ca_bundle = "$DEMO/pebble-ca.pem"     # Pebble's API is signed by a throwaway CA
+directory = "$ACME_DIRECTORY"
+staging_directory = "$ACME_DIRECTORY"
+ca_bundle = "$ACME_CA_BUNDLE"     # Pebble's API is signed by a throwaway CA
 
 [http01]
 self_check_port = $HTTP_PORT           # production: 80
 self_check_connect = "127.0.0.1"       # the demo names resolve nowhere else
 
 [nginx]
-test_command = ["nginx", "-t", "-q", "-c", "$DEMO/nginx/nginx.conf", "-p", "$DEMO/nginx"]
-reload_command = ["nginx", "-s", "reload", "-c", "$DEMO/nginx/nginx.conf", "-p", "$DEMO/nginx"]
+test_command = ["nginx", "-t", "-q", "-c", "$NGINX_CONF", "-p", "$NGINX_PREFIX"]
+reload_command = ["nginx", "-s", "reload", "-c", "$NGINX_CONF", "-p", "$NGINX_PREFIX"]
 
 [[certificate]]
 name = "demo.test"
 domains = ["demo.test", "www.demo.test"]
-webroot = "$DEMO/webroot"
+webroot = "$WEBROOT"
 endpoint = "127.0.0.1:$TLS_PORT"
 TOML
 $CK --config "$DEMO/certkeep.toml" check-config
@@ -106,7 +62,7 @@ step "certkeep issue demo.test"
 $CK --config "$DEMO/certkeep.toml" issue demo.test
 
 step "Serving the lineage on an nginx TLS site (127.0.0.1:$TLS_PORT)"
-cat > "$DEMO/nginx/sites/demo.conf" <<NGX
+cat > "$NGINX_SITES/demo.conf" <<NGX
 server {
   listen 127.0.0.1:$TLS_PORT ssl;
   server_name demo.test www.demo.test;
@@ -119,11 +75,20 @@ server {
 NGX
 nginx -t -q "${NGX[@]}" && nginx -s reload "${NGX[@]}"
 sleep 0.5
-served=$(openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername demo.test -CAfile "$DEMO/issuer-root.pem" </dev/null 2>/dev/null \
+served=$(openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername demo.test -CAfile "$ISSUER_ROOT" </dev/null 2>/dev/null \
   | openssl x509 -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
 stored=$($CK --config "$DEMO/certkeep.toml" certificates --json | sed -n 's/.*"serial": "\(.*\)".*/\1/p' | sed 's/^0*//')
 echo "nginx serves serial $served; the store's live serial is $stored"
 [ -n "$served" ] && [ "$served" = "$stored" ] || { echo "MISMATCH"; exit 1; }
+
+step "certkeep renew (nothing due: the CA's ARI window is years away)"
+$CK --config "$DEMO/certkeep.toml" renew
+
+step "certkeep renew --dry-run (real challenge flow, nothing written)"
+$CK --config "$DEMO/certkeep.toml" renew --dry-run
+
+step "certkeep renew --force (new version, nginx -t, one reload, confirmed over TLS)"
+$CK --config "$DEMO/certkeep.toml" renew --force
 
 step "certkeep certificates"
 $CK --config "$DEMO/certkeep.toml" certificates
@@ -132,6 +97,6 @@ cat <<EOF
 
 The demo's servers are still running. Try:
   $CK --config $DEMO/certkeep.toml certificates --json
-  curl --cacert $DEMO/issuer-root.pem --resolve demo.test:$TLS_PORT:127.0.0.1 https://demo.test:$TLS_PORT/
+  curl --cacert $ISSUER_ROOT --resolve demo.test:$TLS_PORT:127.0.0.1 https://demo.test:$TLS_PORT/
 Stop them with: scripts/demo.sh stop
 EOF
