@@ -9,7 +9,7 @@
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(nginx-light sslscan certbot lego curl openssl systemd hyperfine time ca-certificates)
+pkgs=(nginx-light sslscan certbot lego curl openssl systemd hyperfine time bc ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

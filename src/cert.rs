@@ -177,12 +177,13 @@ fn key_type(x: &X509Certificate<'_>) -> String {
     }
 }
 
+/// Built once: constructing the registry costs far more than parsing a certificate.
+static OIDS: std::sync::LazyLock<oid_registry::OidRegistry<'static>> =
+    std::sync::LazyLock::new(|| oid_registry::OidRegistry::default().with_crypto().with_x509());
+
 fn signature_name(x: &X509Certificate<'_>) -> String {
     let oid = &x.signature_algorithm.algorithm;
-    oid_registry::OidRegistry::default()
-        .with_crypto()
-        .with_x509()
-        .get(oid)
+    OIDS.get(oid)
         .map(|e| e.sn().to_string())
         .unwrap_or_else(|| oid.to_id_string())
 }
