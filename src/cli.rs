@@ -93,4 +93,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take over certificates from another ACME client
+    #[command(subcommand)]
+    Import(ImportSource),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// Import certbot's lineages, account and renewal settings, adopting
+    /// its directory in place (store = the certbot directory) so nginx
+    /// configuration needs no change. certbot's files are never modified.
+    ///
+    /// Without --write the resulting configuration is printed to stdout and
+    /// nothing is written. Exit codes: 0 imported (or printed), 1 some
+    /// lineage cannot be imported (nothing written), 2 usage or config error.
+    Certbot {
+        /// certbot's configuration directory
+        #[arg(long, default_value = "/etc/letsencrypt")]
+        from: PathBuf,
+        /// Write the account file and the config file (--config); without it, print
+        #[arg(long)]
+        write: bool,
+        /// Show what would be done and write nothing, even with --write
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace [[certificate]] entries that already have the same name
+        #[arg(long)]
+        force: bool,
+        /// Import only this lineage (repeatable); all by default
+        #[arg(long = "cert", value_name = "NAME")]
+        certs: Vec<String>,
+    },
 }

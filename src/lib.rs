@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod cert;
+pub mod certbot;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -1,6 +1,7 @@
 //! Command implementations. Each returns the process exit code.
 
 pub mod certificates;
+mod import;
 mod issue;
 mod renew;
 mod revoke;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> u8 {
             Ok(c) => certificates::run(&c, json),
             Err(code) => code,
         },
+        Command::Import(ref source) => import::run(&cli.config, source),
     }
 }
 
