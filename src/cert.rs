@@ -2,7 +2,6 @@
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry;
@@ -84,6 +83,15 @@ pub fn parse_pem_chain(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
+/// The first certificate in a PEM text.
+pub fn parse_pem_leaf(pem: &[u8], what: &str) -> Result<Vec<u8>, CertError> {
+    match CertificateDer::pem_slice_iter(pem).next() {
+        Some(Ok(c)) => Ok(c.to_vec()),
+        Some(Err(e)) => Err(CertError::Pem(ctx(what), e.to_string())),
+        None => Err(CertError::NoCertificate(ctx(what))),
+    }
+}
+
 /// The private key in a PEM text (PKCS#8, SEC1 or PKCS#1).
 pub fn parse_pem_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, CertError> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
@@ -121,7 +129,7 @@ pub fn facts(der: &[u8], what: &str) -> Result<CertFacts, CertError> {
         not_after,
         key_type: key_type(&x),
         signature_algorithm: signature_name(&x),
-        fingerprint: hex::encode(Sha256::digest(der)),
+        fingerprint: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)),
         is_ca: x.is_ca(),
         self_issued: x.subject().as_raw() == x.issuer().as_raw(),
         spki_der: x.public_key().raw.to_vec(),
@@ -179,7 +187,11 @@ fn key_type(x: &X509Certificate<'_>) -> String {
 
 /// Built once: constructing the registry costs far more than parsing a certificate.
 static OIDS: std::sync::LazyLock<oid_registry::OidRegistry<'static>> =
-    std::sync::LazyLock::new(|| oid_registry::OidRegistry::default().with_crypto().with_x509());
+    std::sync::LazyLock::new(|| {
+        oid_registry::OidRegistry::default()
+            .with_crypto()
+            .with_x509()
+    });
 
 fn signature_name(x: &X509Certificate<'_>) -> String {
     let oid = &x.signature_algorithm.algorithm;

@@ -114,8 +114,13 @@ fn hash_tree(root: &Path) -> BTreeMap<String, String> {
                 walk(root, &p, out);
             } else {
                 let bytes = std::fs::read(&p).unwrap();
-                use sha2::Digest;
-                out.insert(rel, hex::encode(sha2::Sha256::digest(bytes)));
+                out.insert(
+                    rel,
+                    hex::encode(aws_lc_rs::digest::digest(
+                        &aws_lc_rs::digest::SHA256,
+                        &bytes,
+                    )),
+                );
             }
         }
     }

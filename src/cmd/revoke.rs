@@ -52,7 +52,7 @@ pub async fn run(config: &Config, name: &str, code: u8) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    let der = CertificateDer::from(cur.chain_der[0].as_slice());
+    let der = CertificateDer::from(cur.leaf_der.as_slice());
     match client
         .account
         .revoke(&RevocationRequest {

@@ -149,7 +149,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
             .map(|(c, cur)| ari::Query {
                 name: c.name().to_string(),
                 serial: cur.leaf.serial.clone(),
-                leaf_der: cur.chain_der[0].clone(),
+                leaf_der: cur.leaf_der.clone(),
             })
             .collect();
         if !queries.is_empty() {
@@ -265,7 +265,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
         }
         let replaces = match cur {
             Some(cur) if !opts.dry_run => {
-                CertificateIdentifier::try_from(&CertificateDer::from(cur.chain_der[0].as_slice()))
+                CertificateIdentifier::try_from(&CertificateDer::from(cur.leaf_der.as_slice()))
                     .ok()
                     .map(|id| id.into_owned())
             }

@@ -92,8 +92,8 @@ impl Lineage {
 pub struct Current {
     pub lineage: Lineage,
     pub leaf: CertFacts,
-    /// DER of every certificate in fullchain.pem, leaf first.
-    pub chain_der: Vec<Vec<u8>>,
+    /// DER of the leaf (cert.pem).
+    pub leaf_der: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,25 +185,26 @@ impl Store {
         }))
     }
 
-    /// The live version of `name` with its leaf's facts.
+    /// The live version of `name` with its leaf's facts (from cert.pem only:
+    /// planning a run over many lineages reads nothing else).
     pub fn current(&self, name: &str) -> Result<Option<Current>, StoreError> {
         let Some(lineage) = self.lineage(name)? else {
             return Ok(None);
         };
-        let path = lineage.path("fullchain");
+        let path = lineage.path("cert");
         let pem = fs::read(&path).map_err(io_err("read", &path))?;
-        let chain = cert::parse_pem_chain(&pem, "").map_err(|source| StoreError::Cert {
+        let leaf_der = cert::parse_pem_leaf(&pem, "").map_err(|source| StoreError::Cert {
             path: path.clone(),
             source,
         })?;
-        let leaf = cert::facts(&chain[0], "").map_err(|source| StoreError::Cert {
+        let leaf = cert::facts(&leaf_der, "").map_err(|source| StoreError::Cert {
             path: path.clone(),
             source,
         })?;
         Ok(Some(Current {
             lineage,
             leaf,
-            chain_der: chain.iter().map(|c| c.to_vec()).collect(),
+            leaf_der,
         }))
     }
 
