@@ -87,6 +87,15 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         reason: u8,
     },
+    /// Run as a daemon: renewal checks and probes on their schedules
+    /// ([daemon] in the config); SIGHUP reloads the config, SIGTERM stops
+    Run,
+    /// Print the next run times of the daemon's schedules
+    Schedule {
+        /// How many upcoming times per schedule
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
     /// List every lineage in the store
     Certificates {
         /// JSON array instead of text (stable interface, see README)

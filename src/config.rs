@@ -51,6 +51,8 @@ pub struct Config {
     pub renewal: RenewalConfig,
     #[serde(default)]
     pub hooks: Hooks,
+    #[serde(default)]
+    pub daemon: crate::daemon::config::DaemonConfig,
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<CertificateConfig>,
 }

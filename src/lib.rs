@@ -10,6 +10,7 @@ pub mod certbot;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod hooks;
 pub mod issue;
 pub mod logging;

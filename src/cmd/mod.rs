@@ -53,6 +53,30 @@ pub async fn run(cli: Cli) -> u8 {
             Ok(c) => revoke::run(&c, name, reason).await,
             Err(code) => code,
         },
+        Command::Run => match load(&cli) {
+            Ok(c) => crate::daemon::run(cli.config.clone(), c).await,
+            Err(code) => code,
+        },
+        Command::Schedule { count } => match load(&cli) {
+            Ok(c) => {
+                let (renew, probe) = crate::daemon::upcoming(&c, count);
+                let fmt = |v: Vec<chrono::DateTime<chrono::Utc>>| {
+                    v.iter()
+                        .map(|t| t.to_rfc3339())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                println!(
+                    "renewal check ({}, plus up to {} random delay): {}",
+                    c.daemon.renew_schedule,
+                    humantime::format_duration(c.daemon.renew_jitter.0),
+                    fmt(renew)
+                );
+                println!("probe ({}): {}", c.daemon.probe_schedule, fmt(probe));
+                EXIT_OK
+            }
+            Err(code) => code,
+        },
         Command::Certificates { json } => match load(&cli) {
             Ok(c) => certificates::run(&c, json),
             Err(code) => code,

@@ -1,0 +1,287 @@
+//! `certkeep run`: the daemon. Runs renewal checks and probes on cron
+//! schedules, talks to systemd (READY, STATUS, WATCHDOG), reloads its
+//! configuration on SIGHUP and stops cleanly on SIGTERM/SIGINT.
+
+pub mod config;
+pub mod jobs;
+pub mod metrics;
+pub mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::config::Config;
+use metrics::Shared;
+
+/// When each job runs next.
+#[derive(Debug, Clone, Copy)]
+struct Next {
+    renew: DateTime<Utc>,
+    probe: DateTime<Utc>,
+}
+
+fn next_renew(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
+    let base = c
+        .daemon
+        .renew_schedule
+        .next_after(after)
+        .unwrap_or(after + chrono::Duration::hours(12));
+    schedule::with_jitter(base, c.daemon.renew_jitter.0, rand::random::<f64>())
+}
+
+fn next_probe(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
+    c.daemon
+        .probe_schedule
+        .next_after(after)
+        .unwrap_or(after + chrono::Duration::minutes(15))
+}
+
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+enum Event {
+    Stop(&'static str),
+    Reload,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Event {
+        tokio::select! {
+            _ = self.term.recv() => Event::Stop("SIGTERM"),
+            _ = self.int.recv() => Event::Stop("SIGINT"),
+            _ = self.hup.recv() => Event::Reload,
+        }
+    }
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!("cannot notify the service manager: {e}");
+    }
+}
+
+fn status(next: &Next, metrics: &Shared) {
+    let last = metrics
+        .lock()
+        .ok()
+        .map(|m| {
+            m.last_run
+                .iter()
+                .map(|(job, (t, ok))| {
+                    format!(
+                        "last {job} {} at {}",
+                        if *ok { "ok" } else { "FAILED" },
+                        DateTime::<Utc>::from_timestamp(*t, 0)
+                            .map(|d| d.to_rfc3339())
+                            .unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let text = format!(
+        "{}{}next renewal check {}, next probe {}",
+        last,
+        if last.is_empty() { "" } else { "; " },
+        next.renew.to_rfc3339(),
+        next.probe.to_rfc3339()
+    );
+    notify(&[NotifyState::Status(&text)]);
+}
+
+/// Loads the config again for SIGHUP: the new one, or the error (old one kept).
+fn reload(path: &Path) -> Result<Config, String> {
+    Config::load(path).map_err(|e| e.to_string())
+}
+
+/// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
+pub async fn run(config_path: PathBuf, mut config: Config) -> u8 {
+    let metrics: Shared = Arc::new(Mutex::new(metrics::Metrics::default()));
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+    let _metrics_server = match config.daemon.metrics_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+                Some(AbortOnDrop(tokio::spawn(metrics::serve(
+                    l,
+                    metrics.clone(),
+                ))))
+            }
+            Err(e) => {
+                eprintln!("error: cannot listen on [daemon] metrics_listen {addr}: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let _watchdog = watchdog();
+
+    let now = Utc::now();
+    let mut next = Next {
+        renew: if config.daemon.renew_at_start {
+            now
+        } else {
+            next_renew(&config, now)
+        },
+        probe: next_probe(&config, now),
+    };
+    jobs::refresh_certificates(&config, &metrics);
+    tracing::info!(
+        renew_schedule = %config.daemon.renew_schedule,
+        probe_schedule = %config.daemon.probe_schedule,
+        "certkeep daemon started; next renewal check {}, next probe {}",
+        next.renew.to_rfc3339(),
+        next.probe.to_rfc3339()
+    );
+    notify(&[NotifyState::Ready]);
+    status(&next, &metrics);
+
+    loop {
+        let wake = next.renew.min(next.probe);
+        let sleep = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            ev = signals.next() => match ev {
+                Event::Stop(sig) => return stop(sig),
+                Event::Reload => {
+                    apply_reload(&config_path, &mut config, &mut next, &metrics);
+                    continue;
+                }
+            },
+        }
+        let now = Utc::now();
+        let mut reload_pending = false;
+        if now >= next.renew {
+            next.renew = next_renew(&config, now);
+            let job = jobs::renew(&config, &metrics);
+            match run_job(
+                job,
+                &mut signals,
+                config.daemon.shutdown_timeout.0,
+                &mut reload_pending,
+            )
+            .await
+            {
+                Some(sig) => return stop(sig),
+                None => status(&next, &metrics),
+            }
+        }
+        if Utc::now() >= next.probe {
+            next.probe = next_probe(&config, Utc::now());
+        }
+        if reload_pending {
+            apply_reload(&config_path, &mut config, &mut next, &metrics);
+        }
+    }
+}
+
+fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Shared) {
+    notify(&[
+        NotifyState::Reloading,
+        NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading")),
+    ]);
+    match reload(path) {
+        Ok(new) => {
+            *config = new;
+            let now = Utc::now();
+            next.renew = next_renew(config, now);
+            next.probe = next_probe(config, now);
+            jobs::refresh_certificates(config, metrics);
+            tracing::info!(
+                "configuration reloaded from {}; next renewal check {}, next probe {}",
+                path.display(),
+                next.renew.to_rfc3339(),
+                next.probe.to_rfc3339()
+            );
+        }
+        Err(e) => tracing::error!("configuration NOT reloaded, keeping the previous one: {e}"),
+    }
+    notify(&[NotifyState::Ready]);
+    status(next, metrics);
+}
+
+/// Drives a job to completion while watching signals. On SIGTERM/SIGINT the
+/// job gets `grace` to finish, then is dropped (the store stays consistent:
+/// every write is atomic). Returns the stop signal, if any.
+async fn run_job<F: std::future::Future<Output = ()>>(
+    job: F,
+    signals: &mut Signals,
+    grace: Duration,
+    reload_pending: &mut bool,
+) -> Option<&'static str> {
+    tokio::pin!(job);
+    loop {
+        tokio::select! {
+            () = &mut job => return None,
+            ev = signals.next() => match ev {
+                Event::Reload => *reload_pending = true,
+                Event::Stop(sig) => {
+                    tracing::info!("{sig}: letting the current job finish (up to {grace:?})");
+                    notify(&[NotifyState::Stopping]);
+                    if tokio::time::timeout(grace, &mut job).await.is_err() {
+                        tracing::warn!("the current job did not finish within {grace:?}; aborted");
+                    }
+                    return Some(sig);
+                }
+            },
+        }
+    }
+}
+
+fn stop(sig: &str) -> u8 {
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("{sig}: certkeep daemon stopped");
+    0
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Pings the systemd watchdog at half its interval, when it is enabled.
+fn watchdog() -> Option<AbortOnDrop> {
+    let interval = sd_notify::watchdog_enabled()?;
+    Some(AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval / 2);
+        loop {
+            tick.tick().await;
+            notify(&[NotifyState::Watchdog]);
+        }
+    })))
+}
+
+/// The next `n` run times of each schedule, for `certkeep schedule`.
+pub fn upcoming(config: &Config, n: usize) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    let now = Utc::now();
+    (
+        config.daemon.renew_schedule.upcoming(now, n),
+        config.daemon.probe_schedule.upcoming(now, n),
+    )
+}
