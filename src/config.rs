@@ -53,6 +53,8 @@ pub struct Config {
     pub hooks: Hooks,
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<CertificateConfig>,
+    #[serde(default)]
+    pub alert: crate::alert::config::AlertConfig,
 }
 
 fn default_store() -> PathBuf {
