@@ -51,10 +51,12 @@ pub fn build(c: &EmailChannel, batch: &[Notification]) -> Result<Message, SendEr
         b = b.to(mailbox(to)?);
     }
     let body = format!(
-        "{}--\nSent by certkeep on {}. Alerts repeat until resolved; \"certkeep alert test\" checks this channel.\n",
+        "{}-- \nSent by certkeep on {}.\n\"certkeep alert status\" lists open alerts.\n",
         plain_text(batch),
         hostname()
     );
+    // ASCII with lines under 76 characters travels as 7bit, unencoded;
+    // lettre picks quoted-printable for anything else.
     b.header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| SendError::config(format!("cannot build the email: {e}")))
