@@ -64,4 +64,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Alert channels: send a test message, show open alerts and the delivery queue
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test message to every channel (or one) and print each result.
+    /// Exit 0 when every message was delivered, 1 when any failed, 2 on a
+    /// configuration error or an unknown channel.
+    Test {
+        /// Only this channel (its `name` in [[alert.channel]])
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Show open alerts and notifications waiting for delivery (read-only)
+    Status {
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -1,5 +1,6 @@
 //! Command implementations. Each returns the process exit code.
 
+mod alert;
 pub mod certificates;
 mod issue;
 
@@ -30,6 +31,10 @@ pub async fn run(cli: Cli) -> u8 {
         },
         Command::Certificates { json } => match load(&cli) {
             Ok(c) => certificates::run(&c, json),
+            Err(code) => code,
+        },
+        Command::Alert { ref command } => match load(&cli) {
+            Ok(c) => alert::run(&c, command).await,
             Err(code) => code,
         },
     }
