@@ -11,11 +11,13 @@ use super::state::{Kind, Notification, Severity};
 pub const MAX_PER_MESSAGE: usize = 15;
 
 pub async fn send(c: &SlackChannel, batch: &[Notification]) -> Result<(), SendError> {
-    let url = c.url.read().map_err(SendError::config)?;
-    for chunk in batch.chunks(MAX_PER_MESSAGE) {
-        post_json(&url, c.ca_bundle.as_deref(), &[], &payload(chunk)).await?;
-    }
-    Ok(())
+    let url = c
+        .url
+        .read()
+        .map_err(|e| SendError::config(format!("Slack webhook URL: {e}")))?;
+    // The caller splits batches at MAX_PER_MESSAGE, so that a failure never
+    // resends a part that was delivered.
+    post_json(&url, c.ca_bundle.as_deref(), &[], &payload(batch)).await
 }
 
 /// Escapes text for Slack mrkdwn.

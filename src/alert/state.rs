@@ -164,6 +164,9 @@ pub struct Policy {
     /// A resolved record is forgotten after this long; the key then fires at
     /// once again if it comes back.
     pub forget_resolved_after: u64,
+    /// A key not checked at all for this long (its endpoint or certificate
+    /// left the config) is dropped without a message.
+    pub forget_unchecked_after: u64,
     pub retry_initial: u64,
     pub retry_max: u64,
     /// A notification still undelivered after this long is dropped (and logged).
@@ -179,6 +182,7 @@ impl Default for Policy {
             resolve_after: 0,
             refire_after_checks: 2,
             forget_resolved_after: 7 * 24 * 3600,
+            forget_unchecked_after: 30 * 24 * 3600,
             retry_initial: 60,
             retry_max: 6 * 3600,
             max_delivery_age: 3 * 24 * 3600,
@@ -202,11 +206,16 @@ pub enum Phase {
 pub struct Record {
     pub phase: Phase,
     pub severity: Severity,
+    /// The highest severity of this episode: a resolution reaches every
+    /// channel that heard about it.
+    #[serde(default)]
+    pub peak: Option<Severity>,
     pub summary: String,
     pub details: BTreeMap<String, String>,
     pub fingerprint: Option<String>,
     /// Start of the current episode.
     pub since: Ts,
+    /// Last time the key was checked (bad or OK).
     pub last_seen: Ts,
     pub last_notified: Option<Ts>,
     pub ok_streak: u32,
@@ -241,6 +250,7 @@ impl Record {
 
     fn update_from(&mut self, p: &Problem, now: Ts) {
         self.severity = p.severity;
+        self.peak = Some(self.peak.map_or(p.severity, |s| s.max(p.severity)));
         self.summary = p.summary.clone();
         self.details = p.details.clone();
         self.fingerprint = p.fingerprint.clone();
@@ -301,7 +311,11 @@ impl AlertState {
             id,
             key: key.to_string(),
             kind,
-            severity: r.severity,
+            severity: if kind == Kind::Resolved {
+                r.peak.unwrap_or(r.severity).max(r.severity)
+            } else {
+                r.severity
+            },
             summary: r.summary.clone(),
             details: r.details.clone(),
             since: r.since,
@@ -345,8 +359,10 @@ impl AlertState {
             }
         }
         self.alerts.retain(|_, r| {
-            !(r.phase == Phase::Resolved
-                && r.resolved_at.unwrap_or(0) + policy.forget_resolved_after <= now)
+            let forgotten = r.phase == Phase::Resolved
+                && r.resolved_at.unwrap_or(0) + policy.forget_resolved_after <= now;
+            let unchecked = r.last_seen + policy.forget_unchecked_after <= now;
+            !(forgotten || unchecked)
         });
         out
     }
@@ -362,6 +378,7 @@ impl AlertState {
             let mut r = Record {
                 phase: Phase::Firing,
                 severity: p.severity,
+                peak: Some(p.severity),
                 summary: p.summary.clone(),
                 details: p.details.clone(),
                 fingerprint: p.fingerprint.clone(),
@@ -404,6 +421,7 @@ impl AlertState {
                 if old_phase == Phase::Resolved {
                     r.phase = Phase::Pending;
                     r.since = now;
+                    r.peak = Some(r.severity);
                 }
                 if r.bad_streak >= policy.refire_after_checks {
                     r.phase = Phase::Firing;
@@ -425,6 +443,7 @@ impl AlertState {
     fn observe_ok(&mut self, now: Ts, key: &str, policy: &Policy) -> Option<Notification> {
         let mut r = self.alerts.remove(key)?;
         r.bad_streak = 0;
+        r.last_seen = now;
         let n = match r.phase {
             Phase::Firing => {
                 r.ok_streak = r.ok_streak.saturating_add(1);

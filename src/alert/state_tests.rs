@@ -160,6 +160,43 @@ fn escalation_restarts_repeat_clock() {
 }
 
 #[test]
+fn resolution_reaches_channels_that_heard_the_peak() {
+    let mut b = Bed::new();
+    b.run(&[warn("a")], &[]);
+    b.run(&[crit("a")], &[]);
+    b.run(&[warn("a")], &[]);
+    b.run(&[], &["a"]);
+    let n = b.state.observe(b.now, &[], &["a".into()], &b.policy);
+    assert_eq!(n[0].kind, Kind::Resolved);
+    assert_eq!(n[0].severity, Severity::Critical);
+    // A new episode starts from its own severity.
+    b.advance(H);
+    b.run(&[warn("a")], &[]);
+    b.advance(H);
+    b.run(&[warn("a")], &[]);
+    b.run(&[], &["a"]);
+    let n = b.state.observe(b.now, &[], &["a".into()], &b.policy);
+    assert_eq!(n[0].severity, Severity::Warning);
+}
+
+#[test]
+fn unchecked_keys_are_dropped_after_a_month_checked_ones_stay() {
+    let mut b = Bed::new();
+    b.run(&[crit("gone"), crit("kept")], &[]);
+    for _ in 0..29 {
+        b.advance(D);
+        b.run(&[crit("kept")], &[]);
+    }
+    assert_eq!(b.state.open().count(), 2);
+    b.advance(D);
+    b.run(&[crit("kept")], &[]);
+    assert_eq!(
+        b.state.open().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec!["kept"]
+    );
+}
+
+#[test]
 fn most_severe_duplicate_wins() {
     let mut b = Bed::new();
     let n = b

@@ -40,7 +40,10 @@ pub async fn send(
     channel: &str,
     batch: &[Notification],
 ) -> Result<(), SendError> {
-    let url = c.url.read().map_err(SendError::config)?;
+    let url = c
+        .url
+        .read()
+        .map_err(|e| SendError::config(format!("webhook URL: {e}")))?;
     let mut headers = Vec::new();
     for (name, value) in &c.headers {
         headers.push((name.clone(), value.clone()));
