@@ -573,3 +573,31 @@ async fn secrets_never_reach_the_logs() {
     assert_eq!(ok_rx.requests()[0].header("authorization"), Some(BEARER));
     assert!(failing_rx.requests()[0].path.contains(URL_TOKEN));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_required_not_opportunistic() {
+    // A server that does not offer STARTTLS gets neither the password nor the mail.
+    let server = SmtpServer::start(smtp::Options {
+        credentials: Some(("certkeep".into(), SMTP_PASSWORD.into())),
+        ..Default::default()
+    })
+    .await;
+    let bed = Bed::new();
+    let pw = bed.secret("smtp-password", SMTP_PASSWORD);
+    let (config, _) = bed.config(&email_channel(
+        &server,
+        "starttls",
+        &format!("username = \"certkeep\"\npassword_file = {pw:?}\n"),
+    ));
+    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
+    let report = alerter.flush(t0()).await.unwrap();
+    let err = report.outcomes[0].error.as_deref().unwrap();
+    assert!(err.contains("127.0.0.1"), "{err}");
+    assert!(server.mails().is_empty());
+    assert!(
+        server.auths.lock().unwrap().is_empty(),
+        "password sent in clear"
+    );
+    assert_eq!(report.queued, 1);
+}

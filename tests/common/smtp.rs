@@ -82,6 +82,8 @@ impl Default for Options {
 pub struct SmtpServer {
     pub port: u16,
     pub mails: Arc<Mutex<Vec<Mail>>>,
+    /// Every AUTH attempt, accepted or not: (username, password).
+    pub auths: Arc<Mutex<Vec<(String, String)>>>,
     /// PEM of the CA that issued the server's certificate (for `ca_bundle`).
     pub ca_pem: String,
     task: tokio::task::JoinHandle<()>,
@@ -99,14 +101,16 @@ impl SmtpServer {
         let port = listener.local_addr().expect("addr").port();
         let (ca_pem, acceptor) = tls_acceptor();
         let mails = Arc::new(Mutex::new(Vec::new()));
+        let auths = Arc::new(Mutex::new(Vec::new()));
         let opts = Arc::new(opts);
         let m = mails.clone();
+        let a = auths.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (m, opts, acceptor) = (m.clone(), opts.clone(), acceptor.clone());
+                let (m, a, opts, acceptor) = (m.clone(), a.clone(), opts.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     let stream: Box<dyn Stream> = if opts.mode == Mode::Implicit {
                         match acceptor.accept(sock).await {
@@ -116,13 +120,14 @@ impl SmtpServer {
                     } else {
                         Box::new(sock)
                     };
-                    let _ = session(stream, &opts, &acceptor, &m).await;
+                    let _ = session(stream, &opts, &acceptor, &m, &a).await;
                 });
             }
         });
         SmtpServer {
             port,
             mails,
+            auths,
             ca_pem,
             task,
         }
@@ -177,6 +182,7 @@ async fn session(
     opts: &Options,
     acceptor: &TlsAcceptor,
     mails: &Mutex<Vec<Mail>>,
+    auths: &Mutex<Vec<(String, String)>>,
 ) -> std::io::Result<()> {
     let mut tls = opts.mode == Mode::Implicit;
     let mut io = BufReader::new(stream);
@@ -248,6 +254,7 @@ async fn session(
                         continue;
                     }
                 };
+                auths.lock().unwrap().push(creds.clone());
                 if opts.credentials.as_ref() == Some(&creds) {
                     authed = Some((creds.0, creds.1, mech));
                     send(&mut io, b"235 2.7.0 authenticated\r\n").await?;
