@@ -359,12 +359,24 @@ pub struct SlackChannel {
     pub ca_bundle: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookChannel {
     pub url: Secret,
     pub headers: BTreeMap<String, String>,
     pub headers_from_files: BTreeMap<String, PathBuf>,
     pub ca_bundle: Option<PathBuf>,
+}
+
+/// Header values may be credentials: only their names are shown.
+impl std::fmt::Debug for WebhookChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookChannel")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("headers_from_files", &self.headers_from_files)
+            .field("ca_bundle", &self.ca_bundle)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -670,5 +682,11 @@ headers_from_files = { Authorization = "/etc/certkeep/hook-auth" }
             .unwrap_err();
         assert!(env.contains("CERTKEEP_TEST_UNSET_VAR"));
         assert!(!format!("{:?}", Secret::Inline("hunter2".into())).contains("hunter2"));
+        let c = parse(
+            "[alert]\n[[alert.channel]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"https://h.example/tok3n\"\nheaders = { Authorization = \"Bearer hunter2\" }\n",
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("tok3n"), "{dbg}");
     }
 }
