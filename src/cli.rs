@@ -105,6 +105,11 @@ pub enum Command {
     /// Take over certificates from another ACME client
     #[command(subcommand)]
     Import(ImportSource),
+    /// Alert channels: send a test message, show open alerts and the delivery queue
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,5 +137,23 @@ pub enum ImportSource {
         /// Import only this lineage (repeatable); all by default
         #[arg(long = "cert", value_name = "NAME")]
         certs: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test message to every channel (or one) and print each result.
+    /// Exit 0 when every message was delivered, 1 when any failed, 2 on a
+    /// configuration error or an unknown channel.
+    Test {
+        /// Only this channel (its `name` in [[alert.channel]])
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Show open alerts and notifications waiting for delivery (read-only)
+    Status {
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
     },
 }

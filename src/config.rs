@@ -55,6 +55,8 @@ pub struct Config {
     pub daemon: crate::daemon::config::DaemonConfig,
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<CertificateConfig>,
+    #[serde(default)]
+    pub alert: crate::alert::config::AlertConfig,
 }
 
 fn default_store() -> PathBuf {

@@ -5,6 +5,7 @@
 //! that tests, benchmarks and fuzz targets can use it.
 
 pub mod acme;
+pub mod alert;
 pub mod cert;
 pub mod certbot;
 pub mod cli;

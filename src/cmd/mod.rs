@@ -1,5 +1,6 @@
 //! Command implementations. Each returns the process exit code.
 
+mod alert;
 pub mod certificates;
 mod import;
 mod issue;
@@ -82,6 +83,10 @@ pub async fn run(cli: Cli) -> u8 {
             Err(code) => code,
         },
         Command::Import(ref source) => import::run(&cli.config, source),
+        Command::Alert { ref command } => match load(&cli) {
+            Ok(c) => alert::run(&c, command).await,
+            Err(code) => code,
+        },
     }
 }
 

@@ -1,0 +1,235 @@
+//! Carries out the delivery queue's decisions: sends what is due, one
+//! message per channel (split only where the channel limits message size),
+//! and records the outcome so failures are retried and successes never resent.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::config::{AlertConfig, Channel, ChannelKind};
+use super::message::{redact_url, test_notification};
+use super::state::{AlertState, Expired, Notification, Ts};
+use super::{email, slack, webhook, AlertError};
+
+/// A `Retry-After` this short is waited out within the same run.
+const SHORT_RETRY: Duration = Duration::from_secs(10);
+
+/// Why one send failed. The message never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub message: String,
+    /// What the server asked for (429/503 `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A problem in the channel's set-up (a missing secret file, a bad address).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(message)
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// The outcome of one message to one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelOutcome {
+    pub channel: String,
+    /// Notifications in the message.
+    pub notifications: usize,
+    /// None when delivered.
+    pub error: Option<String>,
+}
+
+/// What [`super::Alerter::flush`] did.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryReport {
+    pub outcomes: Vec<ChannelOutcome>,
+    /// Given up on after `max_delivery_age`.
+    pub expired: Vec<Expired>,
+    /// Deliveries still queued for a later run.
+    pub queued: usize,
+}
+
+impl DeliveryReport {
+    /// True when nothing failed or expired in this flush.
+    pub fn ok(&self) -> bool {
+        self.expired.is_empty() && self.outcomes.iter().all(|o| o.error.is_none())
+    }
+}
+
+/// POSTs `body` as JSON. Errors name the scheme and host only: the rest of a
+/// webhook URL is a secret.
+pub(crate) async fn post_json(
+    url: &str,
+    ca_bundle: Option<&Path>,
+    headers: &[(String, String)],
+    body: &Value,
+) -> Result<(), SendError> {
+    let target = redact_url(url);
+    let client = crate::acme::http::client_builder(ca_bundle)
+        .and_then(|b| b.build().map_err(|e| e.without_url().into()))
+        .map_err(|e| {
+            SendError::config(format!("cannot set up the HTTP client for {target}: {e}"))
+        })?;
+    let mut req = client.post(url).json(body);
+    for (name, value) in headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    tracing::debug!(target_url = %target, "posting alert");
+    let rsp = req.send().await.map_err(|e| {
+        SendError::new(format!(
+            "POST to {target} failed: {}",
+            crate::acme::error_chain(&e.without_url())
+        ))
+    })?;
+    let status = rsp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = rsp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| crate::acme::http::parse_retry_after(v, std::time::SystemTime::now()));
+    let text = rsp.text().await.unwrap_or_default();
+    let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    Err(SendError {
+        message: format!("{target} answered {status}: {text}"),
+        retry_after,
+    })
+}
+
+/// How many notifications fit in one message of this channel.
+fn max_per_message(c: &Channel) -> usize {
+    match c.kind {
+        ChannelKind::Slack(_) => slack::MAX_PER_MESSAGE,
+        ChannelKind::Email(_) | ChannelKind::Webhook(_) => 200,
+    }
+}
+
+/// Sends one message; a short `Retry-After` is waited out once.
+pub async fn send(channel: &Channel, batch: &[Notification]) -> Result<(), SendError> {
+    let mut waited = false;
+    loop {
+        let r = match &channel.kind {
+            ChannelKind::Email(c) => email::send(c, batch).await,
+            ChannelKind::Slack(c) => slack::send(c, batch).await,
+            ChannelKind::Webhook(c) => webhook::send(c, &channel.name, batch).await,
+        };
+        match r {
+            Err(e) if !waited && e.retry_after.is_some_and(|d| d <= SHORT_RETRY) => {
+                let wait = e.retry_after.unwrap_or_default();
+                tracing::info!(channel = %channel.name, error = %e, "waiting {wait:?} as the server asked, then retrying");
+                tokio::time::sleep(wait).await;
+                waited = true;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Sends a test message to `channel`, outside the queue.
+pub async fn send_test(channel: &Channel, now: Ts) -> Result<(), SendError> {
+    send(channel, &[test_notification(&channel.name, now)]).await
+}
+
+/// Sends everything due at `now`; `save` persists the state after each
+/// message so a crash resends at most the message in flight.
+pub async fn flush(
+    state: &mut AlertState,
+    config: &AlertConfig,
+    now: Ts,
+    mut save: impl FnMut(&AlertState) -> Result<(), AlertError>,
+) -> Result<DeliveryReport, AlertError> {
+    let policy = config.policy();
+    let mut report = DeliveryReport::default();
+    let gone: Vec<String> = state
+        .queue
+        .keys()
+        .filter(|c| config.channel(c).is_none())
+        .cloned()
+        .collect();
+    for c in &gone {
+        let dropped = state.drop_channel(c);
+        tracing::warn!(channel = %c, dropped = dropped.len(), "alert channel is no longer configured; dropping its undelivered alerts");
+    }
+    let (due, expired) = state.due(now, &policy);
+    for e in &expired {
+        tracing::error!(
+            channel = %e.channel,
+            alert = %e.id,
+            attempts = e.attempts,
+            last_error = e.last_error.as_deref().unwrap_or("none"),
+            "giving up on an alert undelivered for {:?} (raise [alert] max_delivery_age or fix the channel)",
+            config.max_delivery_age
+        );
+    }
+    report.expired = expired;
+    save(state)?;
+    for (name, batch) in due {
+        let Some(channel) = config.channel(&name) else {
+            continue;
+        };
+        let chunks: Vec<&[Notification]> = batch.chunks(max_per_message(channel)).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let ids: Vec<String> = chunk.iter().map(|n| n.id.clone()).collect();
+            match send(channel, chunk).await {
+                Ok(()) => {
+                    state.delivered(&name, &ids, now);
+                    tracing::info!(channel = %name, alerts = ids.len(), "alert message delivered");
+                    report.outcomes.push(ChannelOutcome {
+                        channel: name.clone(),
+                        notifications: ids.len(),
+                        error: None,
+                    });
+                    save(state)?;
+                }
+                Err(e) => {
+                    // The rest of this channel's batch waits with it.
+                    let rest: Vec<String> = chunks[i..]
+                        .iter()
+                        .flat_map(|c| c.iter().map(|n| n.id.clone()))
+                        .collect();
+                    let retry = e.retry_after.map(|d| d.as_secs());
+                    state.failed(&name, &rest, now, &e.message, retry, &policy);
+                    let next = state
+                        .queue
+                        .get(&name)
+                        .and_then(|q| q.iter().map(|d| d.next_at).min())
+                        .unwrap_or(now);
+                    tracing::warn!(
+                        channel = %name,
+                        alerts = rest.len(),
+                        error = %e,
+                        "alert delivery failed; kept queued, next attempt in {}s",
+                        next.saturating_sub(now)
+                    );
+                    report.outcomes.push(ChannelOutcome {
+                        channel: name.clone(),
+                        notifications: rest.len(),
+                        error: Some(e.message),
+                    });
+                    save(state)?;
+                    break;
+                }
+            }
+        }
+    }
+    report.queued = state.queued();
+    Ok(report)
+}

@@ -1,0 +1,341 @@
+//! Alerts: decide what to tell whom ([`state`], pure), and deliver it by
+//! email, Slack or a JSON webhook ([`deliver`]), at most once per
+//! notification and channel, retried until delivered or expired.
+//!
+//! Every mode (`certkeep renew`, `certkeep probe --alert`, the daemon) uses
+//! the same [`Alerter`] over the same `<store>/state/alerts.json`, so
+//! switching modes neither repeats nor loses an alert:
+//!
+//! ```no_run
+//! # async fn f(config: &certkeep::config::Config, store: &certkeep::store::Store) -> Result<(), certkeep::alert::AlertError> {
+//! use certkeep::alert::{Alerter, Problem, Severity};
+//! let mut alerter = Alerter::load(config, store).await?;
+//! let now = std::time::SystemTime::now();
+//! let problems = vec![Problem::new("renew:example.com", Severity::Critical, "renewal of example.com failed")
+//!     .detail("certificate", "example.com")];
+//! alerter.observe(now, problems, &["renew:www.example.com".to_string()]);
+//! let report = alerter.flush(now).await?; // sends what is due and saves the state
+//! # let _ = report; Ok(()) }
+//! ```
+
+pub mod config;
+pub mod deliver;
+mod email;
+pub mod message;
+mod slack;
+pub mod state;
+mod webhook;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::{flock, FlockOperation};
+
+pub use config::AlertConfig;
+pub use deliver::{DeliveryReport, SendError};
+pub use state::{AlertState, Kind, Notification, Problem, Severity};
+
+use crate::store::atomic;
+use crate::store::Store;
+
+/// File name of the alert state under `<store>/state/`.
+pub const STATE_FILE: &str = "alerts.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "alert state {path} is corrupt ({detail}); it was kept as {kept} (inspect or delete it)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        kept: PathBuf,
+        detail: String,
+    },
+    #[error("alert state {path} has format version {found}, newer than this certkeep understands ({known}); upgrade certkeep")]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
+    #[error("another certkeep process still holds {path} after {waited:?}; try again later")]
+    Locked { path: PathBuf, waited: Duration },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> AlertError {
+    let path = path.to_path_buf();
+    move |source| AlertError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Unix seconds of `t` (0 before 1970).
+pub fn unix(t: SystemTime) -> state::Ts {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads the state file: `Ok(None)` when missing. A corrupt file is renamed
+/// to `alerts.json.corrupt-<unix time>` (never deleted) and reported.
+pub fn read_state(path: &Path, now: SystemTime) -> Result<Option<AlertState>, AlertError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", path)(e)),
+    };
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    if let Ok(v) = serde_json::from_slice::<Version>(&bytes) {
+        if v.version > state::STATE_VERSION {
+            return Err(AlertError::TooNew {
+                path: path.to_path_buf(),
+                found: v.version,
+                known: state::STATE_VERSION,
+            });
+        }
+    }
+    match serde_json::from_slice::<AlertState>(&bytes) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            let mut kept = path.as_os_str().to_owned();
+            kept.push(format!(".corrupt-{}", unix(now)));
+            let kept = PathBuf::from(kept);
+            std::fs::rename(path, &kept).map_err(io_err("move aside", path))?;
+            Err(AlertError::Corrupt {
+                path: path.to_path_buf(),
+                kept,
+                detail: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Writes the state atomically, mode 0600.
+pub fn write_state(path: &Path, state: &AlertState) -> Result<(), AlertError> {
+    let json = serde_json::to_vec_pretty(state).map_err(|e| AlertError::Io {
+        action: "serialize",
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    atomic::write_file(path, &json, 0o600).map_err(io_err("write", path))
+}
+
+/// Alert state and channels for one run. Holds `<store>/state/alerts.lock`
+/// while it lives, so concurrent runs take turns instead of racing.
+pub struct Alerter {
+    config: AlertConfig,
+    path: PathBuf,
+    state: AlertState,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Alerter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerter")
+            .field("path", &self.path)
+            .field("open", &self.state.open().count())
+            .field("queued", &self.state.queued())
+            .finish()
+    }
+}
+
+impl Alerter {
+    /// Loads the alert state of `store`, waiting up to `[renewal] lock_wait`
+    /// for another process using it. A corrupt state file is kept aside
+    /// (logged as an error) and a fresh state is used, so alerts still flow;
+    /// open alerts may then be announced once more.
+    pub async fn load(config: &crate::config::Config, store: &Store) -> Result<Self, AlertError> {
+        Self::open(
+            &store.state_dir(),
+            config.alert.clone(),
+            config.renewal.lock_wait.0,
+        )
+        .await
+    }
+
+    /// [`Alerter::load`] with the parts spelled out.
+    pub async fn open(
+        state_dir: &Path,
+        config: AlertConfig,
+        lock_wait: Duration,
+    ) -> Result<Self, AlertError> {
+        atomic::ensure_dir(state_dir, 0o700).map_err(io_err("create", state_dir))?;
+        let lock = lock(&state_dir.join("alerts.lock"), lock_wait).await?;
+        let path = state_dir.join(STATE_FILE);
+        let state = match read_state(&path, SystemTime::now()) {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e @ AlertError::Corrupt { .. }) => {
+                tracing::error!("{e}; starting with an empty alert state, so open alerts may be announced again");
+                AlertState::default()
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            config,
+            path,
+            state,
+            _lock: lock,
+        })
+    }
+
+    /// Takes this run's observations: `problems` found now, and `ok_keys`,
+    /// the keys checked and found fine (only those resolve). Queues the
+    /// resulting notifications for delivery and returns them. Keys in
+    /// neither list keep their state. Call [`Alerter::flush`] (or
+    /// [`Alerter::save`]) afterwards.
+    pub fn observe(
+        &mut self,
+        now: SystemTime,
+        problems: Vec<Problem>,
+        ok_keys: &[String],
+    ) -> Vec<Notification> {
+        let now = unix(now);
+        let policy = self.config.policy();
+        let out = self.state.observe(now, &problems, ok_keys, &policy);
+        let routes = self.config.routes();
+        for n in &out {
+            tracing::info!(alert = %n.key, kind = n.kind.as_str(), severity = %n.severity, "{}", n.summary);
+            self.state.enqueue(n, &routes, now);
+        }
+        out
+    }
+
+    /// Sends every queued notification that is due, one message per
+    /// channel, and saves the state after each. Failed sends stay queued with
+    /// backoff. Errs only when the state cannot be saved.
+    pub async fn flush(&mut self, now: SystemTime) -> Result<DeliveryReport, AlertError> {
+        let path = self.path.clone();
+        deliver::flush(&mut self.state, &self.config, unix(now), |s| {
+            write_state(&path, s)
+        })
+        .await
+    }
+
+    /// Saves the state (atomically, 0600).
+    pub fn save(&self) -> Result<(), AlertError> {
+        write_state(&self.path, &self.state)
+    }
+
+    pub fn state(&self) -> &AlertState {
+        &self.state
+    }
+
+    pub fn config(&self) -> &AlertConfig {
+        &self.config
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+async fn lock(path: &Path, wait: Duration) -> Result<File, AlertError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    let start = Instant::now();
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                if start.elapsed() >= wait {
+                    return Err(AlertError::Locked {
+                        path: path.to_path_buf(),
+                        waited: start.elapsed(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(io_err("lock", path)(e.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_state_is_empty_and_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STATE_FILE);
+        assert!(read_state(&p, SystemTime::now()).unwrap().is_none());
+        let mut s = AlertState::default();
+        s.observe(
+            1,
+            &[Problem::new("k", Severity::Warning, "w")],
+            &[],
+            &Default::default(),
+        );
+        write_state(&p, &s).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(read_state(&p, SystemTime::now()).unwrap(), Some(s));
+    }
+
+    #[test]
+    fn corrupt_state_is_kept_aside_with_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STATE_FILE);
+        std::fs::write(&p, "{not json").unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1234);
+        let err = read_state(&p, now).unwrap_err();
+        let kept = d.path().join("alerts.json.corrupt-1234");
+        assert!(
+            matches!(&err, AlertError::Corrupt { kept: k, .. } if *k == kept),
+            "{err}"
+        );
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "{not json");
+        assert!(!p.exists());
+        assert!(read_state(&p, now).unwrap().is_none());
+    }
+
+    #[test]
+    fn newer_format_is_refused_and_left_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STATE_FILE);
+        std::fs::write(&p, r#"{"version": 99}"#).unwrap();
+        let err = read_state(&p, SystemTime::now()).unwrap_err();
+        assert!(err.to_string().contains("upgrade certkeep"), "{err}");
+        assert!(p.exists());
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_does_not_stop_alerts_and_lock_is_exclusive() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(STATE_FILE), "garbage").unwrap();
+        let a = Alerter::open(d.path(), AlertConfig::default(), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(a.state().queued(), 0);
+        let err = Alerter::open(d.path(), AlertConfig::default(), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AlertError::Locked { .. }), "{err}");
+        drop(a);
+        Alerter::open(d.path(), AlertConfig::default(), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+}
