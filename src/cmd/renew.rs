@@ -13,9 +13,24 @@ pub async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            let p = crate::alert::Problem::new(
+                crate::renew::alerts::RUN_KEY,
+                crate::alert::Severity::Critical,
+                "certkeep could not run its renewal check",
+            )
+            .detail("problem", e.to_string());
+            if let Err(e) = crate::alert::report(config, vec![p], &[]).await {
+                eprintln!("error: alerts: {e}");
+            }
             return EXIT_FAILURE;
         }
     };
+    if !opts.dry_run {
+        let (problems, ok) = crate::renew::alerts::observations(&outcome);
+        if let Err(e) = crate::alert::report(config, problems, &ok).await {
+            eprintln!("error: alerts: {e}");
+        }
+    }
     if json {
         match serde_json::to_string_pretty(&outcome) {
             Ok(s) => println!("{s}"),

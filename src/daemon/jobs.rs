@@ -62,6 +62,10 @@ pub async fn renew(config: &Config, metrics: &Shared) {
                 failed = o.failed.len(),
                 "renewal check done"
             );
+            let (problems, ok) = crate::renew::alerts::observations(&o);
+            if let Err(e) = crate::alert::report(config, problems, &ok).await {
+                tracing::error!("alerts: {e}");
+            }
             if let Ok(mut m) = metrics.lock() {
                 for r in &o.renewed {
                     m.certificates

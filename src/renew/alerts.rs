@@ -1,0 +1,109 @@
+//! What a renewal run tells the alert subsystem (pure): a failed renewal is a
+//! critical problem per certificate; nginx, hook and state trouble is one
+//! problem for the run. Certificates renewed or not due are checked-OK, so
+//! their earlier alerts resolve.
+
+use crate::alert::{Problem, Severity};
+
+use super::run::Outcome;
+
+/// Key of the run-level problem (nginx, hooks, state).
+pub const RUN_KEY: &str = "renew:run";
+
+pub fn key(name: &str) -> String {
+    format!("renew:{name}")
+}
+
+/// Problems and checked-OK keys from a run's outcome.
+pub fn observations(o: &Outcome) -> (Vec<Problem>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut ok = Vec::new();
+    for f in &o.failed {
+        let mut p = Problem::new(
+            key(&f.name),
+            Severity::Critical,
+            format!("renewal of {} failed", f.name),
+        )
+        .detail("certificate", f.name.clone())
+        .detail("domains", f.domains.join(", "))
+        .detail("problem", f.error.clone());
+        if let Some(e) = &f.expires {
+            p = p.detail("expires", e.clone());
+        }
+        problems.push(p);
+    }
+    for name in o
+        .renewed
+        .iter()
+        .map(|r| &r.name)
+        .chain(o.not_due.iter().map(|n| &n.name))
+    {
+        if !o.failed.iter().any(|f| &f.name == name) {
+            ok.push(key(name));
+        }
+    }
+    if o.problems.is_empty() {
+        ok.push(RUN_KEY.to_string());
+    } else {
+        problems.push(
+            Problem::new(
+                RUN_KEY,
+                Severity::Critical,
+                "a renewal run had deployment problems",
+            )
+            .detail("problem", o.problems.join("; ")),
+        );
+    }
+    (problems, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::renew::run::{Failed, NotDue, Renewed};
+
+    #[test]
+    fn failures_fire_and_successes_resolve() {
+        let o = Outcome {
+            dry_run: false,
+            renewed: vec![Renewed {
+                name: "a".into(),
+                version: Some(2),
+                serial: "01".into(),
+                not_after: "x".into(),
+                reason: "r".into(),
+            }],
+            not_due: vec![NotDue {
+                name: "b".into(),
+                due_at: "t".into(),
+                basis: "ARI".into(),
+            }],
+            failed: vec![Failed {
+                name: "c".into(),
+                domains: vec!["c.example".into()],
+                error: "self-check failed".into(),
+                expires: Some("2027-01-01T00:00:00Z".into()),
+            }],
+            problems: vec![],
+        };
+        let (problems, ok) = observations(&o);
+        assert_eq!(ok, vec!["renew:a", "renew:b", RUN_KEY]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "renew:c");
+        assert_eq!(problems[0].severity, Severity::Critical);
+        assert_eq!(problems[0].details["problem"], "self-check failed");
+        assert_eq!(problems[0].details["expires"], "2027-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn run_problems_are_one_alert() {
+        let o = Outcome {
+            problems: vec!["nginx reload failed".into(), "deploy_hook: x".into()],
+            ..Outcome::default()
+        };
+        let (problems, ok) = observations(&o);
+        assert!(ok.is_empty());
+        assert_eq!(problems[0].key, RUN_KEY);
+        assert!(problems[0].details["problem"].contains("nginx reload failed; deploy_hook"));
+    }
+}
