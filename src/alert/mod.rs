@@ -268,6 +268,29 @@ async fn lock(path: &Path, wait: Duration) -> Result<File, AlertError> {
     }
 }
 
+/// Observes one run's results and delivers what is due: the shared path of
+/// `certkeep renew`, `certkeep probe --alert` and the daemon. Does nothing
+/// (and writes nothing) when no channel is configured. Delivery failures are
+/// logged and stay queued; the returned report says what happened.
+pub async fn report(
+    config: &crate::config::Config,
+    problems: Vec<Problem>,
+    ok_keys: &[String],
+) -> Result<Option<DeliveryReport>, AlertError> {
+    if config.alert.channels.is_empty() {
+        return Ok(None);
+    }
+    let store = Store::new(&config.store);
+    let mut alerter = Alerter::load(config, &store).await?;
+    let now = SystemTime::now();
+    alerter.observe(now, problems, ok_keys);
+    let report = alerter.flush(now).await?;
+    if !report.ok() {
+        tracing::error!("some alerts could not be delivered yet; they stay queued and are retried on the next run");
+    }
+    Ok(Some(report))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,27 +361,4 @@ mod tests {
             .await
             .unwrap();
     }
-}
-
-/// Observes one run's results and delivers what is due: the shared path of
-/// `certkeep renew`, `certkeep probe --alert` and the daemon. Does nothing
-/// (and writes nothing) when no channel is configured. Delivery failures are
-/// logged and stay queued; the returned report says what happened.
-pub async fn report(
-    config: &crate::config::Config,
-    problems: Vec<Problem>,
-    ok_keys: &[String],
-) -> Result<Option<DeliveryReport>, AlertError> {
-    if config.alert.channels.is_empty() {
-        return Ok(None);
-    }
-    let store = Store::new(&config.store);
-    let mut alerter = Alerter::load(config, &store).await?;
-    let now = SystemTime::now();
-    alerter.observe(now, problems, ok_keys);
-    let report = alerter.flush(now).await?;
-    if !report.ok() {
-        tracing::error!("some alerts could not be delivered yet; they stay queued and are retried on the next run");
-    }
-    Ok(Some(report))
 }
