@@ -8,3 +8,4 @@ if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+scripts/verify-units.sh "$PWD/target/debug/certkeep"

@@ -26,7 +26,7 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// Log format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    #[arg(long, global = true, value_enum, env = "CERTKEEP_LOG_FORMAT", default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
 
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides

@@ -1,0 +1,162 @@
+//! The daemon as a child process: readiness through a NOTIFY_SOCKET made by
+//! the test, a scheduled renewal, metrics, SIGHUP (valid and invalid config)
+//! and SIGTERM. Real Pebble and nginx on loopback.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Bed, PebbleOptions};
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    let metrics_port = common::free_port();
+    let daemon = format!(
+        "\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"0 0 1 1 *\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\nshutdown_timeout = \"5s\"\n"
+    );
+    let one = bed.cert_block("d1", &["d1.test"], "confirm = false");
+    bed.write_config(&format!("{daemon}{one}"));
+
+    let sock_path = bed.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+        .arg("--config")
+        .arg(&bed.config)
+        .args(["run", "-v", "--log-format", "plain"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    let notes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let listener = {
+        let notes = notes.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let stop = msg.contains("STOPPING=1");
+                    notes.lock().unwrap().push(msg);
+                    if stop {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let saw = |s: &str| notes.lock().unwrap().iter().any(|n| n.contains(s));
+    let logged = |s: &str| log.lock().unwrap().contains(s);
+
+    wait_until("READY=1", Duration::from_secs(10), || saw("READY=1"));
+    // renew_at_start: the missing certificate is issued at once.
+    wait_until("the first renewal check", Duration::from_secs(30), || {
+        logged("renewal check done")
+    });
+    assert!(
+        bed.store.join("live/d1/cert.pem").exists(),
+        "{}",
+        log.lock().unwrap()
+    );
+    wait_until(
+        "a STATUS with the last run",
+        Duration::from_secs(10),
+        || saw("last renew ok"),
+    );
+
+    let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("certkeep_certificate_not_after_timestamp_seconds{name=\"d1\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("certkeep_last_run_success{job=\"renew\"} 1"),
+        "{metrics}"
+    );
+
+    // SIGHUP with a valid new config: a second certificate appears.
+    let two = bed.cert_block("d2", &["d2.test"], "confirm = false");
+    bed.write_config(&format!("{daemon}{one}{two}"));
+    signal(pid, "HUP");
+    wait_until("the reload", Duration::from_secs(10), || {
+        logged("configuration reloaded")
+    });
+    // SIGHUP with a broken config: logged, old one kept, still running.
+    std::fs::write(&bed.config, "this is = = not toml").unwrap();
+    signal(pid, "HUP");
+    wait_until("the rejected reload", Duration::from_secs(10), || {
+        logged("configuration NOT reloaded")
+    });
+    assert!(
+        logged("certkeep.toml:1:"),
+        "the error names file and line: {}",
+        log.lock().unwrap()
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon died on a bad config"
+    );
+
+    // SIGTERM: exits 0, promptly.
+    let start = Instant::now();
+    signal(pid, "TERM");
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    listener.join().unwrap();
+    reader.join().unwrap();
+    assert!(saw("STOPPING=1"));
+}
