@@ -198,6 +198,9 @@ pub struct RenewalConfig {
     pub retry_budget: HumanDuration,
     /// Default for certificates that do not set `renew_before`.
     pub renew_before: Option<RenewBefore>,
+    /// Alert when the CA has been unreachable for this long.
+    #[serde(default = "default_ca_unreachable_after")]
+    pub ca_unreachable_after: HumanDuration,
 }
 
 impl Default for RenewalConfig {
@@ -207,8 +210,13 @@ impl Default for RenewalConfig {
             ari_concurrency: default_ari_concurrency(),
             retry_budget: default_retry_budget(),
             renew_before: None,
+            ca_unreachable_after: default_ca_unreachable_after(),
         }
     }
+}
+
+fn default_ca_unreachable_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(6 * 3600))
 }
 
 fn default_lock_wait() -> HumanDuration {

@@ -26,7 +26,11 @@ pub async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
         }
     };
     if !opts.dry_run {
-        let (problems, ok) = crate::renew::alerts::observations(&outcome);
+        let (problems, ok) = crate::renew::alerts::observations(
+            &outcome,
+            time::OffsetDateTime::now_utc(),
+            config.renewal.ca_unreachable_after.0,
+        );
         if let Err(e) = crate::alert::report(config, problems, &ok).await {
             eprintln!("error: alerts: {e}");
         }

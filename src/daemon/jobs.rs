@@ -62,7 +62,11 @@ pub async fn renew(config: &Config, metrics: &Shared) {
                 failed = o.failed.len(),
                 "renewal check done"
             );
-            let (problems, ok) = crate::renew::alerts::observations(&o);
+            let (problems, ok) = crate::renew::alerts::observations(
+                &o,
+                time::OffsetDateTime::now_utc(),
+                config.renewal.ca_unreachable_after.0,
+            );
             if let Err(e) = crate::alert::report(config, problems, &ok).await {
                 tracing::error!("alerts: {e}");
             }

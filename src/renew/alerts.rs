@@ -3,6 +3,8 @@
 //! problem for the run. Certificates renewed or not due are checked-OK, so
 //! their earlier alerts resolve.
 
+use time::OffsetDateTime;
+
 use crate::alert::{Problem, Severity};
 
 use super::run::Outcome;
@@ -14,10 +16,41 @@ pub fn key(name: &str) -> String {
     format!("renew:{name}")
 }
 
-/// Problems and checked-OK keys from a run's outcome.
-pub fn observations(o: &Outcome) -> (Vec<Problem>, Vec<String>) {
+/// Key of the "CA unreachable for too long" problem.
+pub const CA_KEY: &str = "agent:ca-unreachable";
+
+/// Problems and checked-OK keys from a run's outcome. `ca_bound`: how long
+/// the CA may be unreachable before it is a problem of its own.
+pub fn observations(
+    o: &Outcome,
+    now: OffsetDateTime,
+    ca_bound: std::time::Duration,
+) -> (Vec<Problem>, Vec<String>) {
     let mut problems = Vec::new();
     let mut ok = Vec::new();
+    match (o.ca_reachable, &o.ca_unreachable_since) {
+        (Some(true), _) => ok.push(CA_KEY.to_string()),
+        (Some(false), Some(since)) => {
+            let started =
+                OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or(now);
+            if now - started >= time::Duration::seconds(ca_bound.as_secs() as i64) {
+                problems.push(
+                    Problem::new(
+                        CA_KEY,
+                        Severity::Critical,
+                        "the ACME CA has been unreachable",
+                    )
+                    .detail("since", since.clone())
+                    .detail(
+                        "problem",
+                        "certkeep cannot reach the CA: renewals will fail until it can",
+                    ),
+                );
+            }
+        }
+        _ => {}
+    }
     for f in &o.failed {
         let mut p = Problem::new(
             key(&f.name),
@@ -62,6 +95,30 @@ mod tests {
     use super::*;
     use crate::renew::run::{Failed, NotDue, Renewed};
 
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    #[test]
+    fn unreachable_ca_is_a_problem_only_after_the_bound() {
+        let now = time::macros::datetime!(2026-05-01 12:00 UTC);
+        let o = |reachable: Option<bool>, since: Option<&str>| Outcome {
+            ca_reachable: reachable,
+            ca_unreachable_since: since.map(String::from),
+            ..Outcome::default()
+        };
+        let (p, _) = observations(&o(Some(false), Some("2026-05-01T11:30:00Z")), now, HOUR);
+        assert!(
+            p.iter().all(|p| p.key != CA_KEY),
+            "30 minutes is within the bound"
+        );
+        let (p, _) = observations(&o(Some(false), Some("2026-05-01T10:59:00Z")), now, HOUR);
+        let ca = p.iter().find(|p| p.key == CA_KEY).expect("past the bound");
+        assert_eq!(ca.details["since"], "2026-05-01T10:59:00Z");
+        let (_, ok) = observations(&o(Some(true), None), now, HOUR);
+        assert!(ok.contains(&CA_KEY.to_string()));
+        let (p, ok) = observations(&o(None, None), now, HOUR);
+        assert!(!ok.contains(&CA_KEY.to_string()) && p.iter().all(|p| p.key != CA_KEY));
+    }
+
     #[test]
     fn failures_fire_and_successes_resolve() {
         let o = Outcome {
@@ -86,7 +143,7 @@ mod tests {
             }],
             problems: vec![],
         };
-        let (problems, ok) = observations(&o);
+        let (problems, ok) = observations(&o, OffsetDateTime::now_utc(), HOUR);
         assert_eq!(ok, vec!["renew:a", "renew:b", RUN_KEY]);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].key, "renew:c");
@@ -101,7 +158,7 @@ mod tests {
             problems: vec!["nginx reload failed".into(), "deploy_hook: x".into()],
             ..Outcome::default()
         };
-        let (problems, ok) = observations(&o);
+        let (problems, ok) = observations(&o, OffsetDateTime::now_utc(), HOUR);
         assert!(ok.is_empty());
         assert_eq!(problems[0].key, RUN_KEY);
         assert!(problems[0].details["problem"].contains("nginx reload failed; deploy_hook"));

@@ -67,6 +67,10 @@ pub struct Outcome {
     pub failed: Vec<Failed>,
     /// nginx test/reload/confirm and hook problems.
     pub problems: Vec<String>,
+    /// Whether the CA answered this run (None: not contacted).
+    pub ca_reachable: Option<bool>,
+    /// Since when the CA has been unreachable, across runs (RFC 3339).
+    pub ca_unreachable_since: Option<String>,
 }
 
 impl Outcome {
@@ -168,8 +172,12 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
                         }
                     }
                     client = Some(cl);
+                    out.ca_reachable = Some(true);
                 }
-                Err(e) => tracing::warn!("cannot reach the CA for renewal windows: {e}"),
+                Err(e) => {
+                    tracing::warn!("cannot reach the CA for renewal windows: {e}");
+                    out.ca_reachable = Some(false);
+                }
             }
         }
     }
@@ -208,17 +216,23 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     }
     if due.is_empty() {
         save_ari(&mut ari_state, &mut out);
+        track_ca(&store, opts.dry_run, now, &mut out);
         return Ok(out);
     }
 
     let client = match client {
         Some(c) if !opts.dry_run => c,
         _ => match connect(config, directory, &store, !opts.dry_run).await {
-            Ok(c) => c,
+            Ok(c) => {
+                out.ca_reachable = Some(true);
+                c
+            }
             Err(e) => {
                 for (c, cur, _) in &due {
                     out.failed.push(failed(c, *cur, e.clone()));
                 }
+                out.ca_reachable = Some(false);
+                track_ca(&store, opts.dry_run, now, &mut out);
                 return Ok(out);
             }
         },
@@ -375,7 +389,40 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let p = run_post_hooks(config, &due, &out, hook_timeout, &renewed_lineages).await;
     out.problems.extend(p);
     save_ari(&mut ari_state, &mut out);
+    track_ca(&store, opts.dry_run, now, &mut out);
     Ok(out)
+}
+
+/// Keeps `<store>/state/ca.json`: since when the CA has been unreachable.
+fn track_ca(store: &Store, dry_run: bool, now: OffsetDateTime, out: &mut Outcome) {
+    #[derive(serde::Serialize, serde::Deserialize, Default, PartialEq)]
+    struct CaState {
+        unreachable_since: Option<String>,
+    }
+    let path = store.state_dir().join("ca.json");
+    let old: CaState = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let new = match out.ca_reachable {
+        None => return,
+        Some(true) => CaState::default(),
+        Some(false) => CaState {
+            unreachable_since: old
+                .unreachable_since
+                .clone()
+                .or_else(|| Some(plan::date(now))),
+        },
+    };
+    out.ca_unreachable_since = new.unreachable_since.clone();
+    if dry_run || new == old {
+        return;
+    }
+    let json = serde_json::to_vec(&new).unwrap_or_default();
+    if let Err(e) = crate::store::atomic::write_file(&path, &json, 0o600) {
+        out.problems
+            .push(format!("cannot write {}: {e}", path.display()));
+    }
 }
 
 fn select<'a>(
