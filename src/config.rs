@@ -53,6 +53,10 @@ pub struct Config {
     pub hooks: Hooks,
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<CertificateConfig>,
+    #[serde(default, rename = "endpoint")]
+    pub endpoints: Vec<crate::probe::config::EndpointConfig>,
+    #[serde(default)]
+    pub probe: crate::probe::config::ProbeConfig,
 }
 
 fn default_store() -> PathBuf {

@@ -11,5 +11,6 @@ pub mod cmd;
 pub mod config;
 pub mod issue;
 pub mod logging;
+pub mod probe;
 pub mod store;
 pub mod webroot;

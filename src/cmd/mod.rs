@@ -2,6 +2,7 @@
 
 pub mod certificates;
 mod issue;
+mod probe;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> u8 {
             Ok(c) => certificates::run(&c, json),
             Err(code) => code,
         },
+        Command::Probe(ref args) => probe::run(&cli, args).await,
     }
 }
 
