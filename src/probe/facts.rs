@@ -53,11 +53,15 @@ pub struct CertInfo {
     pub chain: Vec<ChainCert>,
 }
 
+/// Why a server did not accept a version: kind `Alert`, `Closed` or `Tls`
+/// (it chose another version or is incompatible).
+pub type Refusal = ProbeError;
+
 /// What one protocol version probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Accepted,
-    NotAccepted(String),
+    NotAccepted(Refusal),
     Failed(ProbeError),
     /// Not tried (the probe ended first).
     Untested,

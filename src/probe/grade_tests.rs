@@ -42,7 +42,7 @@ fn cert(days_total: i64, days_left: i64) -> CertInfo {
 }
 
 fn no() -> Outcome {
-    Outcome::NotAccepted("alert".into())
+    Outcome::NotAccepted(ProbeError::new(ErrorKind::Alert, "alert 70".into()))
 }
 
 /// A healthy endpoint: 90-day cert with 60 days left, TLS 1.2+1.3, HSTS 1 year,

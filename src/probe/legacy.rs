@@ -194,14 +194,15 @@ pub fn classify_reply(offered: u16, bytes: &[u8]) -> Result<Reply, ReplyError> {
     }
 }
 
-/// Whether the server at `addr` accepts `version` (TLS10 or TLS11).
-/// `Ok(false)` covers an alert, a lower version, a reset and an early close.
+/// Whether the server at `addr` accepts `version` (TLS10 or TLS11):
+/// `Ok(Ok(()))` accepted; `Ok(Err(why))` an alert, a lower version, a reset
+/// or an early close; `Err` the probe failed (timeout, garbage).
 pub async fn probe(
     addr: SocketAddr,
     sni: Option<&str>,
     version: u16,
     t: &Timeouts,
-) -> Result<bool, ProbeError> {
+) -> Result<Result<(), ProbeError>, ProbeError> {
     let mut tcp = connect(addr, t).await?;
     let hello = client_hello(version, sni, rand::random());
     let exchange = async {
@@ -231,14 +232,31 @@ pub async fn probe(
                 ),
             ))
         }
-        Ok(Err(e)) if super::tls::is_closed(&e) => return Ok(false),
+        Ok(Err(e)) if super::tls::is_closed(&e) => {
+            return Ok(Err(ProbeError::new(
+                ErrorKind::Closed,
+                format!("the server closed the connection ({e})"),
+            )))
+        }
         Ok(Err(e)) => return Err(ProbeError::io("ClientHello exchange", &e)),
-        Ok(Ok(None)) => return Ok(false),
+        Ok(Ok(None)) => {
+            return Ok(Err(ProbeError::new(
+                ErrorKind::Closed,
+                "the server closed the connection".into(),
+            )))
+        }
         Ok(Ok(Some(r))) => r,
     };
     match reply {
-        Ok(Reply::Accepted) => Ok(true),
-        Ok(Reply::LowerVersion(_) | Reply::Alert(..)) => Ok(false),
+        Ok(Reply::Accepted) => Ok(Ok(())),
+        Ok(Reply::LowerVersion(v)) => Ok(Err(ProbeError::new(
+            ErrorKind::Tls,
+            format!("the server chose the older version {v:#06x}"),
+        ))),
+        Ok(Reply::Alert(level, desc)) => Ok(Err(ProbeError::new(
+            ErrorKind::Alert,
+            format!("the server sent alert {desc} (level {level})"),
+        ))),
         Ok(Reply::NeedMore(_)) => Err(ProbeError::new(
             ErrorKind::Garbage,
             "the first record is larger than TLS allows".into(),

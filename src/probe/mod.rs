@@ -49,6 +49,8 @@ pub enum ErrorKind {
     TotalTimeout,
     /// Reset or closed by the server before anything useful.
     Closed,
+    /// The server answered every version with a TLS alert.
+    Alert,
     /// The server's bytes are not valid TLS (or HTTP).
     Garbage,
     /// The server sent more than TLS allows (e.g. a huge certificate chain).
@@ -309,7 +311,7 @@ fn report_from(
         .map(|(p, o)| {
             let d = match o {
                 Outcome::Accepted => "accepted".to_string(),
-                Outcome::NotAccepted(why) => format!("not accepted: {why}"),
+                Outcome::NotAccepted(why) => format!("not accepted: {}", why.message),
                 Outcome::Failed(e) => format!("error: {e}"),
                 Outcome::Untested => "not tested".to_string(),
             };
@@ -423,8 +425,8 @@ async fn collect(
     };
     let legacy = |v| async move {
         match legacy::probe(addr, sni, v, to).await {
-            Ok(true) => Outcome::Accepted,
-            Ok(false) => Outcome::NotAccepted("alert, lower version or closed".into()),
+            Ok(Ok(())) => Outcome::Accepted,
+            Ok(Err(why)) => Outcome::NotAccepted(why),
             Err(e) => Outcome::Failed(e),
         }
     };
@@ -464,19 +466,36 @@ async fn collect(
         Err(o) => o,
     };
     facts.protocols = Protocols([o10, o11, o12, o13]);
-    let answered = facts
+    let accepted = facts
         .protocols
         .0
         .iter()
-        .any(|o| matches!(o, Outcome::Accepted | Outcome::NotAccepted(_)));
-    if !answered {
-        // Nothing but failures: report the most telling one.
-        let first = facts.protocols.0.iter().rev().find_map(|o| match o {
-            Outcome::Failed(e) => Some(e.clone()),
-            _ => None,
+        .any(|o| matches!(o, Outcome::Accepted));
+    if !accepted {
+        // No version works: nothing to judge. Report the most telling cause,
+        // a failure (timeout, garbage, oversized) before a refusal, newest first.
+        let ordered = || facts.protocols.0.iter().rev();
+        let cause = ordered()
+            .find_map(|o| match o {
+                Outcome::Failed(e) => Some(e.clone()),
+                _ => None,
+            })
+            .or_else(|| {
+                ordered().find_map(|o| match o {
+                    Outcome::NotAccepted(e) => Some(e.clone()),
+                    _ => None,
+                })
+            });
+        facts.error = cause.map(|e| {
+            ProbeError::new(
+                e.kind,
+                format!(
+                    "no TLS version accepted by {}: {}",
+                    t.authority(),
+                    e.message
+                ),
+            )
         });
-        facts.error = first;
-        facts.protocols = Protocols::default();
         return facts;
     }
     facts.http = plain;

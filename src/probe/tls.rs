@@ -138,7 +138,7 @@ pub enum Handshake {
     /// Done: the open stream and the chain the server sent.
     Accepted(Box<TlsStream<TcpStream>>, Vec<CertificateDer<'static>>),
     /// The server refused the version (alert, other version, reset, close).
-    NotAccepted(String),
+    NotAccepted(ProbeError),
 }
 
 /// Connects with the connect timeout.
@@ -210,16 +210,21 @@ pub async fn handshake(
 
 fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError> {
     if is_closed(e) {
-        return Ok(Handshake::NotAccepted(format!("connection closed ({e})")));
+        return Ok(Handshake::NotAccepted(ProbeError::new(
+            ErrorKind::Closed,
+            format!("the server closed the connection ({e})"),
+        )));
     }
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
-        Some(rustls::Error::AlertReceived(a)) => {
-            Ok(Handshake::NotAccepted(format!("the server sent alert {a:?}")))
-        }
-        Some(rustls::Error::PeerIncompatible(p)) => {
-            Ok(Handshake::NotAccepted(format!("the server is incompatible: {p:?}")))
-        }
+        Some(rustls::Error::AlertReceived(a)) => Ok(Handshake::NotAccepted(ProbeError::new(
+            ErrorKind::Alert,
+            format!("the server sent alert {a:?}"),
+        ))),
+        Some(rustls::Error::PeerIncompatible(p)) => Ok(Handshake::NotAccepted(ProbeError::new(
+            ErrorKind::Tls,
+            format!("the server is incompatible: {p:?}"),
+        ))),
         Some(
             rustls::Error::InvalidMessage(
                 rustls::InvalidMessage::HandshakePayloadTooLarge
