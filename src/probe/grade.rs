@@ -353,7 +353,7 @@ fn protocols(facts: &Facts, policy: &Policy, out: &mut Vec<Check>) {
     let mut reasons = Vec::new();
     if !extra.is_empty() {
         reasons.push(format!(
-            "{} accepted but not allowed by the policy; turn it off (nginx: ssl_protocols)",
+            "{} accepted but not allowed by the policy; turn off in the server (nginx: ssl_protocols)",
             extra.join(" and ")
         ));
     }
