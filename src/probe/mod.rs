@@ -601,3 +601,6 @@ pub fn cert_info(
         chain: list,
     })
 }
+
+#[cfg(test)]
+mod tests;
