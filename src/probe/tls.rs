@@ -81,11 +81,17 @@ impl Tls {
             c.alpn_protocols = vec![b"http/1.1".to_vec()];
             Ok::<_, ProbeError>(Arc::new(c))
         };
-        Ok(Tls {
+        let t = Tls {
             tls12: pinned(&rustls::version::TLS12)?,
             tls13: pinned(&rustls::version::TLS13)?,
             verifier,
-        })
+        };
+        // aws-lc sets up its randomness on first use (~35 ms here): pay that
+        // once now rather than inside the first probe's handshake timing.
+        if let Ok(name) = ServerName::try_from("warm-up.invalid") {
+            let _ = rustls::ClientConnection::new(t.tls13.clone(), name);
+        }
+        Ok(t)
     }
 
     /// Verifies a captured chain for `host`. `Ok(())` or the reason, and
