@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 
@@ -110,6 +110,10 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertCommand,
     },
+    /// Check live endpoints: expiry, chain, hostname, key, protocol versions,
+    /// HSTS, plain-HTTP redirect and ACME path, served vs stored certificate
+    #[command(after_help = PROBE_EXIT_CODES)]
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,4 +160,52 @@ pub enum AlertCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+const PROBE_EXIT_CODES: &str = "\
+Exit codes (Nagios style):
+  0  every endpoint ok
+  1  at least one warning (and no critical)
+  2  at least one critical; also usage or configuration errors
+  3  only probe errors (unreachable, timeout, not TLS), no warning or critical";
+
+/// `certkeep probe` options. Without targets, the configured ones are probed.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Ad-hoc targets: https://host[:port][/path], host:port or [::1]:port
+    /// (port 443 by default); the config file is optional with targets
+    pub targets: Vec<String>,
+    /// Connect to this address instead of resolving the names (ad-hoc targets)
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub connect: Option<String>,
+    /// Extra trust anchors (PEM file) for private CAs; repeatable
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<PathBuf>,
+    /// Policy for ad-hoc targets (a [probe.policy.NAME] of the config)
+    #[arg(long, default_value = "default")]
+    pub policy: String,
+    /// Port for the plain-HTTP checks (redirect, ACME path); 0 skips them
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Endpoints probed at once [default: 64, or [probe] concurrency]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub concurrency: Option<u64>,
+    /// Time limit for the TCP connect (e.g. "3s")
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Time limit for a TLS handshake or a legacy ClientHello reply
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub handshake_timeout: Option<std::time::Duration>,
+    /// Time limit for the first byte of an HTTP response (and again for the rest)
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub read_timeout: Option<std::time::Duration>,
+    /// Time limit for everything about one endpoint
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print every check and fact under each endpoint (-v is log verbosity)
+    #[arg(long, short = 'd')]
+    pub details: bool,
+    /// JSON array, one object per endpoint (stable interface, see docs/probe.md)
+    #[arg(long)]
+    pub json: bool,
 }

@@ -57,6 +57,10 @@ pub struct Config {
     pub certificates: Vec<CertificateConfig>,
     #[serde(default)]
     pub alert: crate::alert::config::AlertConfig,
+    #[serde(default, rename = "endpoint")]
+    pub endpoints: Vec<crate::probe::config::EndpointConfig>,
+    #[serde(default)]
+    pub probe: crate::probe::config::ProbeConfig,
 }
 
 fn default_store() -> PathBuf {

@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod issue;
 pub mod logging;
 pub mod nginx;
+pub mod probe;
 pub mod renew;
 pub mod store;
 pub mod webroot;

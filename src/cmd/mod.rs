@@ -4,6 +4,7 @@ mod alert;
 pub mod certificates;
 mod import;
 mod issue;
+mod probe;
 mod renew;
 mod revoke;
 
@@ -87,6 +88,7 @@ pub async fn run(cli: Cli) -> u8 {
             Ok(c) => alert::run(&c, command).await,
             Err(code) => code,
         },
+        Command::Probe(ref args) => probe::run(&cli, args).await,
     }
 }
 

@@ -141,7 +141,7 @@ mod tests {
                 error: "self-check failed".into(),
                 expires: Some("2027-01-01T00:00:00Z".into()),
             }],
-            problems: vec![],
+            ..Outcome::default()
         };
         let (problems, ok) = observations(&o, OffsetDateTime::now_utc(), HOUR);
         assert_eq!(ok, vec!["renew:a", "renew:b", RUN_KEY]);

@@ -6,8 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod nginx;
 pub mod pebble;
+pub mod tlsgen;
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,500 @@
+//! Pure grading: collected facts + policy + clock -> checks with verdicts.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::config::{PolicyConfig, ProtocolName, Severity};
+use super::facts::{Facts, Outcome};
+use super::http::ONE_YEAR;
+use crate::config::RenewBefore;
+
+/// Verdict of a check or an endpoint. `Error`: the probe could not collect facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warning,
+    Critical,
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warning => "warning",
+            Verdict::Critical => "critical",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl From<Severity> for Verdict {
+    fn from(s: Severity) -> Self {
+        match s {
+            Severity::Ok => Verdict::Ok,
+            Severity::Warning => Verdict::Warning,
+            Severity::Critical => Verdict::Critical,
+        }
+    }
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+fn check(name: &'static str, verdict: Verdict, reason: impl Into<String>) -> Check {
+    Check {
+        name,
+        verdict,
+        reason: reason.into(),
+    }
+}
+
+/// A resolved policy (every value set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub protocols: BTreeSet<ProtocolName>,
+    pub warning_before: RenewBefore,
+    pub critical_before: RenewBefore,
+    pub min_rsa_bits: u32,
+    pub hsts_missing: Severity,
+    pub hsts_min_age: u64,
+    pub hsts_include_subdomains: bool,
+    pub hsts_preload: bool,
+    /// 0: no plain-HTTP check.
+    pub http_port: u16,
+}
+
+impl Default for Policy {
+    /// Mozilla "intermediate": TLS 1.2 + 1.3; HSTS >= 1 year; warning at 1/3
+    /// of the lifetime left, critical at 1/6; RSA >= 2048; HTTP on port 80.
+    fn default() -> Self {
+        Self {
+            protocols: [ProtocolName::Tls12, ProtocolName::Tls13].into(),
+            warning_before: RenewBefore::Fraction(1.0 / 3.0),
+            critical_before: RenewBefore::Fraction(1.0 / 6.0),
+            min_rsa_bits: 2048,
+            hsts_missing: Severity::Critical,
+            hsts_min_age: ONE_YEAR,
+            hsts_include_subdomains: false,
+            hsts_preload: false,
+            http_port: 80,
+        }
+    }
+}
+
+impl Policy {
+    /// This policy with the keys `c` sets replaced.
+    pub fn with(&self, c: &PolicyConfig) -> Policy {
+        let mut p = self.clone();
+        if let Some(v) = &c.protocols {
+            p.protocols = v.iter().copied().collect();
+        }
+        if let Some(v) = c.warning_before {
+            p.warning_before = v;
+        }
+        if let Some(v) = c.critical_before {
+            p.critical_before = v;
+        }
+        if let Some(v) = c.min_rsa_bits {
+            p.min_rsa_bits = v;
+        }
+        if let Some(v) = c.hsts_missing {
+            p.hsts_missing = v;
+        }
+        if let Some(v) = c.hsts_min_age {
+            p.hsts_min_age = v.0.as_secs();
+        }
+        if let Some(v) = c.hsts_include_subdomains {
+            p.hsts_include_subdomains = v;
+        }
+        if let Some(v) = c.hsts_preload {
+            p.hsts_preload = v;
+        }
+        if let Some(v) = c.http_port {
+            p.http_port = v;
+        }
+        p
+    }
+}
+
+/// Seconds before expiry that `b` means for a certificate living `lifetime` seconds.
+pub fn threshold_seconds(b: RenewBefore, lifetime: i64) -> i64 {
+    match b {
+        RenewBefore::Remaining(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        RenewBefore::Fraction(f) => (lifetime.max(0) as f64 * f) as i64,
+    }
+}
+
+fn days(secs: i64) -> String {
+    let d = secs.div_euclid(86_400);
+    if secs.abs() < 2 * 86_400 {
+        format!("{}h", secs.div_euclid(3600))
+    } else {
+        format!("{d} days")
+    }
+}
+
+/// The overall verdict: the worst check, or `Error` when facts are missing.
+pub fn overall(facts: &Facts, checks: &[Check]) -> Verdict {
+    if facts.error.is_some() {
+        return Verdict::Error;
+    }
+    checks
+        .iter()
+        .map(|c| c.verdict)
+        .max()
+        .unwrap_or(Verdict::Ok)
+}
+
+/// Grades `facts` for `host` under `policy` at `now`.
+pub fn grade(facts: &Facts, host: &str, policy: &Policy, now: OffsetDateTime) -> Vec<Check> {
+    if let Some(e) = &facts.error {
+        return vec![check("probe", Verdict::Error, e.to_string())];
+    }
+    let mut out = Vec::new();
+    certificate(facts, host, policy, now, &mut out);
+    protocols(facts, policy, &mut out);
+    hsts(facts, policy, &mut out);
+    http(facts, &mut out);
+    out
+}
+
+fn certificate(
+    facts: &Facts,
+    host: &str,
+    policy: &Policy,
+    now: OffsetDateTime,
+    out: &mut Vec<Check>,
+) {
+    let Some(c) = &facts.certificate else {
+        out.push(check(
+            "certificate",
+            Verdict::Critical,
+            "no TLS 1.2 or 1.3 handshake succeeded, so no certificate could be checked",
+        ));
+        return;
+    };
+    // Expiry: the earliest not-after among leaf and intermediates.
+    let lifetime = (c.not_after - c.not_before).whole_seconds();
+    let left = (c.earliest_expiry - now).whole_seconds();
+    let which = if c.earliest_expiry < c.not_after {
+        format!("intermediate {:?} ", c.earliest_expiry_subject)
+    } else {
+        String::new()
+    };
+    let date = crate::cmd::certificates::rfc3339(c.earliest_expiry);
+    let crit = threshold_seconds(policy.critical_before, lifetime);
+    let warn = threshold_seconds(policy.warning_before, lifetime);
+    out.push(if left < 0 {
+        check(
+            "expiry",
+            Verdict::Critical,
+            format!(
+                "{which}expired {} ago ({date}); renew and reload now",
+                days(-left)
+            ),
+        )
+    } else if left <= crit {
+        check(
+            "expiry",
+            Verdict::Critical,
+            format!(
+                "{which}expires in {} ({date}), under the critical threshold of {}; renew now",
+                days(left),
+                days(crit)
+            ),
+        )
+    } else if left <= warn {
+        check(
+            "expiry",
+            Verdict::Warning,
+            format!(
+                "{which}expires in {} ({date}), under the warning threshold of {}; check renewal",
+                days(left),
+                days(warn)
+            ),
+        )
+    } else {
+        check(
+            "expiry",
+            Verdict::Ok,
+            format!("{which}expires in {} ({date})", days(left)),
+        )
+    });
+    out.push(if c.chain_valid {
+        check("chain", Verdict::Ok, "the chain verifies to a trusted root")
+    } else {
+        check(
+            "chain",
+            Verdict::Critical,
+            format!(
+                "the chain does not verify: {}; serve fullchain.pem, or pass --ca-file for a private CA",
+                c.chain_error.as_deref().unwrap_or("unknown reason")
+            ),
+        )
+    });
+    out.push(if c.hostname_valid {
+        check("hostname", Verdict::Ok, format!("the certificate covers {host}"))
+    } else {
+        check(
+            "hostname",
+            Verdict::Critical,
+            format!("the certificate names {:?} do not cover {host}; serve the certificate for this name", c.sans),
+        )
+    });
+    out.push(key(&c.key_type, policy.min_rsa_bits));
+    let weak: Vec<&str> = c
+        .chain
+        .iter()
+        .filter(|x| !x.is_root && is_weak_signature(&x.signature_algorithm))
+        .map(|x| x.signature_algorithm.as_str())
+        .collect();
+    out.push(if weak.is_empty() {
+        check("signature", Verdict::Ok, c.signature_algorithm.clone())
+    } else {
+        check(
+            "signature",
+            Verdict::Critical,
+            format!("weak signature algorithm in the chain: {}", weak.join(", ")),
+        )
+    });
+    if let Some(s) = &facts.stored {
+        out.push(if let Some(e) = &s.error {
+            check("served", Verdict::Warning, format!("cannot read lineage {:?}: {e}", s.certificate))
+        } else if s.version.is_none() {
+            check(
+                "served",
+                Verdict::Warning,
+                format!("lineage {:?} is not in the store; issue it or fix `certificate`", s.certificate),
+            )
+        } else if s.matches {
+            check(
+                "served",
+                Verdict::Ok,
+                format!("serves the newest stored version {} of {:?}", s.version.unwrap_or(0), s.certificate),
+            )
+        } else {
+            check(
+                "served",
+                Verdict::Warning,
+                format!(
+                    "serves serial {} but the newest stored version {} of {:?} has serial {}: renewed but not deployed; reload the server",
+                    c.serial,
+                    s.version.unwrap_or(0),
+                    s.certificate,
+                    s.serial.as_deref().unwrap_or("?")
+                ),
+            )
+        });
+    }
+}
+
+fn is_weak_signature(alg: &str) -> bool {
+    let a = alg.to_ascii_lowercase();
+    a.contains("md5") || a.contains("md2") || a.contains("sha1") || a.contains("sha-1")
+}
+
+fn key(key_type: &str, min_rsa: u32) -> Check {
+    if let Some(bits) = key_type
+        .strip_prefix("rsa")
+        .and_then(|b| b.parse::<u32>().ok())
+    {
+        return if bits < min_rsa {
+            check(
+                "key",
+                Verdict::Critical,
+                format!("{key_type} is below the minimum of {min_rsa} bits"),
+            )
+        } else {
+            check("key", Verdict::Ok, key_type.to_string())
+        };
+    }
+    if key_type.starts_with("ecdsa-p") || key_type == "ed25519" {
+        check("key", Verdict::Ok, key_type.to_string())
+    } else {
+        check(
+            "key",
+            Verdict::Warning,
+            format!("unrecognised key type {key_type}"),
+        )
+    }
+}
+
+fn protocols(facts: &Facts, policy: &Policy, out: &mut Vec<Check>) {
+    let mut extra = Vec::new();
+    let mut missing = Vec::new();
+    let mut failed = Vec::new();
+    for (p, o) in ProtocolName::ALL.iter().zip(&facts.protocols.0) {
+        let wanted = policy.protocols.contains(p);
+        match o {
+            Outcome::Accepted if !wanted => extra.push(p.label()),
+            Outcome::NotAccepted(_) if wanted => missing.push(p.label()),
+            Outcome::Failed(e) => failed.push(format!("{}: {e}", p.label())),
+            Outcome::Untested => failed.push(format!("{}: not tested", p.label())),
+            _ => {}
+        }
+    }
+    let accepted: Vec<&str> = ProtocolName::ALL
+        .iter()
+        .zip(&facts.protocols.0)
+        .filter(|(_, o)| matches!(o, Outcome::Accepted))
+        .map(|(p, _)| p.label())
+        .collect();
+    let modern = matches!(facts.protocols.0[2], Outcome::Accepted)
+        || matches!(facts.protocols.0[3], Outcome::Accepted);
+    let mut reasons = Vec::new();
+    if !extra.is_empty() {
+        reasons.push(format!(
+            "{} accepted but not allowed by the policy; turn off in the server (nginx: ssl_protocols)",
+            extra.join(" and ")
+        ));
+    }
+    if !missing.is_empty() {
+        reasons.push(format!("{} not accepted", missing.join(" and ")));
+    }
+    if !failed.is_empty() {
+        reasons.push(format!("could not test {}", failed.join("; ")));
+    }
+    let verdict = if !modern && failed.is_empty() {
+        reasons.insert(0, "neither TLS 1.2 nor TLS 1.3 is accepted".into());
+        Verdict::Critical
+    } else if reasons.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::Warning
+    };
+    let summary = if accepted.is_empty() {
+        "none accepted".to_string()
+    } else {
+        format!("accepts {}", accepted.join(", "))
+    };
+    reasons.insert(0, summary);
+    out.push(check("protocols", verdict, reasons.join("; ")));
+}
+
+fn hsts(facts: &Facts, policy: &Policy, out: &mut Vec<Check>) {
+    let h = match &facts.hsts {
+        None => return,
+        Some(Err(e)) => {
+            out.push(check(
+                "hsts",
+                Verdict::Warning,
+                format!("could not fetch an HTTPS response to read HSTS: {e}"),
+            ));
+            return;
+        }
+        Some(Ok(h)) => h,
+    };
+    let missing = Verdict::from(policy.hsts_missing);
+    if !h.present {
+        out.push(check(
+            "hsts",
+            missing,
+            "no Strict-Transport-Security header; add `add_header Strict-Transport-Security \"max-age=31536000\" always;`",
+        ));
+        return;
+    }
+    if let Some(why) = &h.invalid {
+        out.push(check(
+            "hsts",
+            missing,
+            format!("invalid Strict-Transport-Security header (browsers ignore it): {why}"),
+        ));
+        return;
+    }
+    let age = h.max_age.unwrap_or(0);
+    if age == 0 {
+        out.push(check("hsts", missing, "max-age=0 turns HSTS off"));
+        return;
+    }
+    let mut warnings = Vec::new();
+    if age < policy.hsts_min_age {
+        warnings.push(format!(
+            "max-age={age} is below {} seconds",
+            policy.hsts_min_age
+        ));
+    }
+    if policy.hsts_include_subdomains && !h.include_subdomains {
+        warnings.push("includeSubDomains is missing".into());
+    }
+    if policy.hsts_preload && !h.preload_eligible {
+        warnings.push("not eligible for the preload list (needs max-age >= 31536000, includeSubDomains and preload)".into());
+    }
+    let mut desc = format!("max-age={age}");
+    if h.include_subdomains {
+        desc.push_str("; includeSubDomains");
+    }
+    if h.preload {
+        desc.push_str("; preload");
+    }
+    out.push(if warnings.is_empty() {
+        check("hsts", Verdict::Ok, desc)
+    } else {
+        check(
+            "hsts",
+            Verdict::Warning,
+            format!("{desc}: {}", warnings.join("; ")),
+        )
+    });
+}
+
+fn http(facts: &Facts, out: &mut Vec<Check>) {
+    let Some(h) = &facts.http else {
+        return;
+    };
+    let port = h.port;
+    out.push(match (h.status, &h.error) {
+        (Some(_), _) if h.redirects_to_https => check(
+            "http-redirect",
+            Verdict::Ok,
+            format!("port {port} redirects to {}", h.location.as_deref().unwrap_or("https")),
+        ),
+        (Some(s), _) => check(
+            "http-redirect",
+            Verdict::Warning,
+            format!("port {port} answers {s} without redirecting to HTTPS; add `return 301 https://$host$request_uri;`"),
+        ),
+        (None, e) => check(
+            "http-redirect",
+            Verdict::Warning,
+            format!("cannot check plain HTTP on port {port}: {}", e.as_deref().unwrap_or("no answer")),
+        ),
+    });
+    out.push(match h.acme_status {
+        Some(404) => check(
+            "acme-path",
+            Verdict::Ok,
+            format!("/.well-known/acme-challenge/ is served on port {port} (404 for a missing token)"),
+        ),
+        Some(s) if (300..400).contains(&s) => check(
+            "acme-path",
+            Verdict::Warning,
+            format!(
+                "/.well-known/acme-challenge/ on port {port} is redirected ({s} to {}) instead of served from the webroot; add the location from config/nginx-acme-challenge.conf",
+                h.acme_location.as_deref().unwrap_or("?")
+            ),
+        ),
+        Some(s) => check(
+            "acme-path",
+            Verdict::Warning,
+            format!("a missing challenge token on port {port} gives {s}, expected 404 from the webroot"),
+        ),
+        None => check(
+            "acme-path",
+            Verdict::Warning,
+            format!("cannot check /.well-known/acme-challenge/ on port {port}: {}", h.error.as_deref().unwrap_or("no answer")),
+        ),
+    });
+}
+
+#[cfg(test)]
+#[path = "grade_tests.rs"]
+mod tests;

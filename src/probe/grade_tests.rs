@@ -1,0 +1,459 @@
+use std::time::Duration;
+
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::probe::facts::{CertInfo, ChainCert, Facts, Outcome, Protocols, Stored};
+use crate::probe::http::{parse_hsts, PlainHttp};
+use crate::probe::{ErrorKind, ProbeError};
+
+const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+
+fn cert(days_total: i64, days_left: i64) -> CertInfo {
+    let not_after = NOW + time::Duration::days(days_left);
+    let not_before = not_after - time::Duration::days(days_total);
+    CertInfo {
+        subject: String::new(),
+        sans: vec!["a.test".into()],
+        issuer: "CN=CA".into(),
+        serial: "01".into(),
+        not_before,
+        not_after,
+        days_left,
+        lifetime_days: days_total,
+        chain_valid: true,
+        chain_error: None,
+        hostname_valid: true,
+        key_type: "ecdsa-p256".into(),
+        signature_algorithm: "ecdsa-with-SHA256".into(),
+        fingerprint_sha256: "ab".into(),
+        earliest_expiry: not_after,
+        earliest_expiry_subject: String::new(),
+        chain: vec![ChainCert {
+            subject: String::new(),
+            issuer: "CN=CA".into(),
+            not_after,
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            key_type: "ecdsa-p256".into(),
+            is_root: false,
+        }],
+    }
+}
+
+fn no() -> Outcome {
+    Outcome::NotAccepted(ProbeError::new(ErrorKind::Alert, "alert 70".into()))
+}
+
+/// A healthy endpoint: 90-day cert with 60 days left, TLS 1.2+1.3, HSTS 1 year,
+/// redirect and ACME path fine.
+fn good() -> Facts {
+    Facts {
+        error: None,
+        certificate: Some(cert(90, 60)),
+        protocols: Protocols([no(), no(), Outcome::Accepted, Outcome::Accepted]),
+        hsts: Some(Ok(parse_hsts(Some("max-age=31536000")))),
+        http: Some(PlainHttp {
+            port: 80,
+            status: Some(301),
+            location: Some("https://a.test/".into()),
+            redirects_to_https: true,
+            acme_status: Some(404),
+            acme_location: None,
+            error: None,
+        }),
+        stored: None,
+    }
+}
+
+fn run(f: &Facts, p: &Policy) -> (Verdict, Vec<Check>) {
+    let c = grade(f, "a.test", p, NOW);
+    (overall(f, &c), c)
+}
+
+fn verdict_of(checks: &[Check], name: &str) -> Verdict {
+    checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name}: {checks:?}"))
+        .verdict
+}
+
+#[test]
+fn healthy_endpoint_is_ok() {
+    let (v, c) = run(&good(), &Policy::default());
+    assert_eq!(v, Verdict::Ok, "{c:?}");
+    let names: Vec<_> = c.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "expiry",
+            "chain",
+            "hostname",
+            "key",
+            "signature",
+            "protocols",
+            "hsts",
+            "http-redirect",
+            "acme-path"
+        ]
+    );
+}
+
+#[test]
+fn expiry_thresholds_scale_with_lifetime() {
+    let p = Policy::default();
+    // (lifetime days, days left, expected)
+    let cases = [
+        (90, 60, Verdict::Ok),
+        (90, 31, Verdict::Ok),
+        (90, 30, Verdict::Warning),
+        (90, 16, Verdict::Warning),
+        (90, 15, Verdict::Critical),
+        (90, 0, Verdict::Critical),
+        (90, -1, Verdict::Critical),
+        (6, 5, Verdict::Ok),
+        (6, 2, Verdict::Warning),
+        (6, 1, Verdict::Critical),
+        (365, 130, Verdict::Ok),
+        (365, 100, Verdict::Warning),
+        (365, 60, Verdict::Critical),
+    ];
+    for (life, left, want) in cases {
+        let mut f = good();
+        f.certificate = Some(cert(life, left));
+        let (_, c) = run(&f, &p);
+        assert_eq!(verdict_of(&c, "expiry"), want, "{life}/{left}: {c:?}");
+    }
+}
+
+#[test]
+fn fixed_thresholds_from_policy() {
+    let p = Policy::default().with(&PolicyConfig {
+        warning_before: Some(RenewBefore::Remaining(Duration::from_secs(30 * 86_400))),
+        critical_before: Some(RenewBefore::Remaining(Duration::from_secs(7 * 86_400))),
+        ..PolicyConfig::default()
+    });
+    for (left, want) in [
+        (31, Verdict::Ok),
+        (30, Verdict::Warning),
+        (7, Verdict::Critical),
+    ] {
+        let mut f = good();
+        f.certificate = Some(cert(365, left));
+        assert_eq!(verdict_of(&run(&f, &p).1, "expiry"), want, "{left}");
+    }
+}
+
+#[test]
+fn expired_reason_says_ago() {
+    let mut f = good();
+    f.certificate = Some(cert(90, -3));
+    let (v, c) = run(&f, &Policy::default());
+    assert_eq!(v, Verdict::Critical);
+    assert!(
+        c[0].reason.contains("expired 3 days ago"),
+        "{}",
+        c[0].reason
+    );
+}
+
+#[test]
+fn intermediate_expiring_first_counts() {
+    let mut f = good();
+    let mut c = cert(90, 60);
+    c.earliest_expiry = NOW + time::Duration::days(2);
+    c.earliest_expiry_subject = "CN=Intermediate".into();
+    f.certificate = Some(c);
+    let (_, checks) = run(&f, &Policy::default());
+    assert_eq!(verdict_of(&checks, "expiry"), Verdict::Critical);
+    assert!(checks[0].reason.contains("Intermediate"));
+}
+
+#[test]
+fn chain_hostname_key_signature() {
+    let p = Policy::default();
+    let mut f = good();
+    f.certificate.as_mut().unwrap().chain_valid = false;
+    f.certificate.as_mut().unwrap().chain_error = Some("UnknownIssuer".into());
+    let (v, c) = run(&f, &p);
+    assert_eq!(
+        (v, verdict_of(&c, "chain")),
+        (Verdict::Critical, Verdict::Critical)
+    );
+    assert!(c.iter().any(|c| c.reason.contains("UnknownIssuer")));
+
+    let mut f = good();
+    f.certificate.as_mut().unwrap().hostname_valid = false;
+    assert_eq!(verdict_of(&run(&f, &p).1, "hostname"), Verdict::Critical);
+
+    for (k, want) in [
+        ("rsa1024", Verdict::Critical),
+        ("rsa2048", Verdict::Ok),
+        ("rsa4096", Verdict::Ok),
+        ("ecdsa-p384", Verdict::Ok),
+        ("ed25519", Verdict::Ok),
+        ("unknown(1.2.3)", Verdict::Warning),
+    ] {
+        let mut f = good();
+        f.certificate.as_mut().unwrap().key_type = k.into();
+        assert_eq!(verdict_of(&run(&f, &p).1, "key"), want, "{k}");
+    }
+    let strict = p.with(&PolicyConfig {
+        min_rsa_bits: Some(3072),
+        ..PolicyConfig::default()
+    });
+    let mut f = good();
+    f.certificate.as_mut().unwrap().key_type = "rsa2048".into();
+    assert_eq!(verdict_of(&run(&f, &strict).1, "key"), Verdict::Critical);
+
+    let mut f = good();
+    f.certificate.as_mut().unwrap().chain[0].signature_algorithm = "sha1WithRSAEncryption".into();
+    assert_eq!(verdict_of(&run(&f, &p).1, "signature"), Verdict::Critical);
+    // A SHA-1 self-signed root sent needlessly does not matter.
+    f.certificate.as_mut().unwrap().chain[0].is_root = true;
+    assert_eq!(verdict_of(&run(&f, &p).1, "signature"), Verdict::Ok);
+}
+
+#[test]
+fn no_certificate_is_critical() {
+    let mut f = good();
+    f.certificate = None;
+    f.hsts = None;
+    f.protocols = Protocols([Outcome::Accepted, no(), no(), no()]);
+    let (v, c) = run(&f, &Policy::default());
+    assert_eq!(v, Verdict::Critical);
+    assert_eq!(verdict_of(&c, "certificate"), Verdict::Critical);
+    assert_eq!(verdict_of(&c, "protocols"), Verdict::Critical);
+    assert!(c.iter().all(|c| c.name != "hsts"));
+}
+
+#[test]
+fn protocol_policy() {
+    let a = || Outcome::Accepted;
+    let err = || Outcome::Failed(ProbeError::new(ErrorKind::HandshakeTimeout, "slow".into()));
+    let p = Policy::default();
+    let cases = [
+        ([no(), no(), a(), a()], Verdict::Ok),
+        ([a(), a(), a(), a()], Verdict::Warning),
+        ([a(), no(), a(), a()], Verdict::Warning),
+        ([no(), no(), no(), a()], Verdict::Warning),
+        ([no(), no(), a(), no()], Verdict::Warning),
+        ([no(), no(), no(), no()], Verdict::Critical),
+        ([a(), a(), no(), no()], Verdict::Critical),
+        ([err(), no(), a(), a()], Verdict::Warning),
+        ([no(), no(), err(), err()], Verdict::Warning),
+        ([Outcome::Untested, no(), a(), a()], Verdict::Warning),
+    ];
+    for (outcomes, want) in cases {
+        let mut f = good();
+        f.protocols = Protocols(outcomes.clone());
+        let (_, c) = run(&f, &p);
+        assert_eq!(verdict_of(&c, "protocols"), want, "{outcomes:?}: {c:?}");
+    }
+    let modern = p.with(&PolicyConfig {
+        protocols: Some(vec![ProtocolName::Tls13]),
+        ..PolicyConfig::default()
+    });
+    let mut f = good();
+    f.protocols = Protocols([no(), no(), no(), a()]);
+    assert_eq!(verdict_of(&run(&f, &modern).1, "protocols"), Verdict::Ok);
+    f.protocols = Protocols([a(), a(), a(), a()]);
+    let (_, c) = run(&f, &modern);
+    assert!(
+        c.iter().any(|c| c
+            .reason
+            .contains("TLS 1.0 and TLS 1.1 and TLS 1.2 accepted")),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn hsts_policy() {
+    let p = Policy::default();
+    let cases: [(Option<&str>, Verdict); 7] = [
+        (None, Verdict::Critical),
+        (Some("max-age=31536000"), Verdict::Ok),
+        (
+            Some("max-age=63072000; includeSubDomains; preload"),
+            Verdict::Ok,
+        ),
+        (Some("max-age=300"), Verdict::Warning),
+        (Some("max-age=31535999"), Verdict::Warning),
+        (Some("max-age=0"), Verdict::Critical),
+        (Some("includeSubDomains"), Verdict::Critical),
+    ];
+    for (h, want) in cases {
+        let mut f = good();
+        f.hsts = Some(Ok(parse_hsts(h)));
+        assert_eq!(verdict_of(&run(&f, &p).1, "hsts"), want, "{h:?}");
+    }
+    let lax = p.with(&PolicyConfig {
+        hsts_missing: Some(Severity::Warning),
+        ..PolicyConfig::default()
+    });
+    let mut f = good();
+    f.hsts = Some(Ok(parse_hsts(None)));
+    assert_eq!(verdict_of(&run(&f, &lax).1, "hsts"), Verdict::Warning);
+    let off = p.with(&PolicyConfig {
+        hsts_missing: Some(Severity::Ok),
+        ..PolicyConfig::default()
+    });
+    assert_eq!(verdict_of(&run(&f, &off).1, "hsts"), Verdict::Ok);
+
+    let strict = p.with(&PolicyConfig {
+        hsts_include_subdomains: Some(true),
+        hsts_preload: Some(true),
+        hsts_min_age: Some(crate::config::HumanDuration(Duration::from_secs(
+            2 * 31_536_000,
+        ))),
+        ..PolicyConfig::default()
+    });
+    for (h, want) in [
+        ("max-age=63072000; includeSubDomains; preload", Verdict::Ok),
+        ("max-age=63072000; includeSubDomains", Verdict::Warning),
+        (
+            "max-age=31536000; includeSubDomains; preload",
+            Verdict::Warning,
+        ),
+        ("max-age=63072000; preload", Verdict::Warning),
+    ] {
+        let mut f = good();
+        f.hsts = Some(Ok(parse_hsts(Some(h))));
+        assert_eq!(verdict_of(&run(&f, &strict).1, "hsts"), want, "{h}");
+    }
+    let mut f = good();
+    f.hsts = Some(Err(ProbeError::new(ErrorKind::ReadTimeout, "slow".into())));
+    assert_eq!(verdict_of(&run(&f, &p).1, "hsts"), Verdict::Warning);
+}
+
+#[test]
+fn plain_http_checks() {
+    let p = Policy::default();
+    let base = good().http.unwrap();
+    let cases = [
+        (PlainHttp { ..base.clone() }, Verdict::Ok, Verdict::Ok),
+        (
+            PlainHttp {
+                status: Some(200),
+                location: None,
+                redirects_to_https: false,
+                ..base.clone()
+            },
+            Verdict::Warning,
+            Verdict::Ok,
+        ),
+        (
+            PlainHttp {
+                acme_status: Some(301),
+                acme_location: Some("https://a.test/.well-known/acme-challenge/x".into()),
+                ..base.clone()
+            },
+            Verdict::Ok,
+            Verdict::Warning,
+        ),
+        (
+            PlainHttp {
+                acme_status: Some(403),
+                ..base.clone()
+            },
+            Verdict::Ok,
+            Verdict::Warning,
+        ),
+        (
+            PlainHttp {
+                status: None,
+                location: None,
+                redirects_to_https: false,
+                acme_status: None,
+                error: Some("refused".into()),
+                ..base.clone()
+            },
+            Verdict::Warning,
+            Verdict::Warning,
+        ),
+    ];
+    for (h, redirect, acme) in cases {
+        let mut f = good();
+        f.http = Some(h.clone());
+        let (_, c) = run(&f, &p);
+        assert_eq!(verdict_of(&c, "http-redirect"), redirect, "{h:?}");
+        assert_eq!(verdict_of(&c, "acme-path"), acme, "{h:?}");
+    }
+    let mut f = good();
+    f.http = None;
+    assert!(run(&f, &p).1.iter().all(|c| !c.name.starts_with("http")));
+}
+
+#[test]
+fn served_versus_stored() {
+    let p = Policy::default();
+    let stored = |matches, version: Option<u32>, error: Option<&str>| Stored {
+        certificate: "web".into(),
+        version,
+        serial: version.map(|_| "02".into()),
+        matches,
+        error: error.map(String::from),
+    };
+    let cases = [
+        (stored(true, Some(2), None), Verdict::Ok),
+        (stored(false, Some(2), None), Verdict::Warning),
+        (stored(false, None, None), Verdict::Warning),
+        (
+            stored(false, None, Some("permission denied")),
+            Verdict::Warning,
+        ),
+    ];
+    for (s, want) in cases {
+        let mut f = good();
+        f.stored = Some(s.clone());
+        let (_, c) = run(&f, &p);
+        assert_eq!(verdict_of(&c, "served"), want, "{s:?}");
+        if want != Verdict::Ok && s.version.is_some() {
+            assert!(c
+                .iter()
+                .any(|c| c.reason.contains("renewed but not deployed")));
+        }
+    }
+}
+
+#[test]
+fn errors_dominate() {
+    let f = Facts {
+        error: Some(ProbeError::new(ErrorKind::Refused, "refused".into())),
+        ..Facts::default()
+    };
+    let (v, c) = run(&f, &Policy::default());
+    assert_eq!(v, Verdict::Error);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].verdict, Verdict::Error);
+}
+
+#[test]
+fn thresholds() {
+    assert_eq!(threshold_seconds(RenewBefore::Fraction(0.5), 100), 50);
+    assert_eq!(threshold_seconds(RenewBefore::Fraction(0.5), -5), 0);
+    assert_eq!(
+        threshold_seconds(RenewBefore::Remaining(Duration::from_secs(7)), 100),
+        7
+    );
+    assert_eq!(
+        threshold_seconds(RenewBefore::Remaining(Duration::from_secs(u64::MAX)), 1),
+        i64::MAX
+    );
+}
+
+#[test]
+fn policy_merging_keeps_unset_keys() {
+    let base = Policy::default().with(&PolicyConfig {
+        hsts_missing: Some(Severity::Warning),
+        ..PolicyConfig::default()
+    });
+    let named = base.with(&PolicyConfig {
+        http_port: Some(0),
+        ..PolicyConfig::default()
+    });
+    assert_eq!(named.hsts_missing, Severity::Warning);
+    assert_eq!(named.http_port, 0);
+    assert_eq!(named.protocols, Policy::default().protocols);
+}

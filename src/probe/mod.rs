@@ -1,0 +1,606 @@
+//! `certkeep probe`: what clients really see on live endpoints.
+//!
+//! IO modules only collect [`facts::Facts`] (tls.rs, legacy.rs, http.rs);
+//! [`grade::grade`] turns them into verdicts; report.rs prints them.
+//! Other modules call [`probe_all`] with targets from [`targets_from_config`]
+//! or [`Target::parse`].
+
+pub mod config;
+pub mod facts;
+pub mod grade;
+pub mod http;
+pub mod legacy;
+pub mod report;
+pub mod target;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::store::Store;
+pub use facts::{CertInfo, Facts, Outcome, Protocols, Stored};
+pub use grade::{Check, Policy, Verdict};
+pub use http::{Hsts, PlainHttp};
+pub use target::{Target, TargetError};
+pub use tls::Timeouts;
+
+/// How a probe failed, for tests, alerts and the JSON `error.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Bad target, policy or CA file.
+    Config,
+    /// The name does not resolve.
+    Resolve,
+    Refused,
+    ConnectTimeout,
+    /// Connected, but the handshake (or legacy reply) did not finish in time.
+    HandshakeTimeout,
+    /// No (complete) HTTP response in time.
+    ReadTimeout,
+    /// The whole probe took longer than the total limit.
+    TotalTimeout,
+    /// Reset or closed by the server before anything useful.
+    Closed,
+    /// The server answered every version with a TLS alert.
+    Alert,
+    /// The server's bytes are not valid TLS (or HTTP).
+    Garbage,
+    /// The server sent more than TLS allows (e.g. a huge certificate chain).
+    TooLarge,
+    /// Any other TLS failure.
+    Tls,
+    /// Any other IO failure.
+    Io,
+}
+
+/// A classified probe failure with a message naming what failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ProbeError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ProbeError {
+    pub fn new(kind: ErrorKind, message: String) -> Self {
+        Self { kind, message }
+    }
+
+    pub fn io(what: &str, e: &std::io::Error) -> Self {
+        let kind = if tls::is_closed(e) {
+            ErrorKind::Closed
+        } else {
+            ErrorKind::Io
+        };
+        Self::new(kind, format!("{what}: {e}"))
+    }
+}
+
+/// Everything a probe run needs besides the targets.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    pub timeouts: Timeouts,
+    /// Endpoints probed at once (at least 1).
+    pub concurrency: usize,
+    /// Resolved policies by name; always holds "default".
+    pub policies: BTreeMap<String, Policy>,
+    /// Store to compare served certificates with (targets with `certificate`).
+    pub store: Option<Store>,
+    /// Replaces every policy's `http_port` (0 turns the plain-HTTP check off).
+    pub http_port: Option<u16>,
+    tls: tls::Tls,
+}
+
+impl ProbeOptions {
+    /// Built-in defaults, the Mozilla roots plus the certificates in `ca_files`.
+    pub fn new(ca_files: &[PathBuf]) -> Result<ProbeOptions, ProbeError> {
+        let mut extra = Vec::new();
+        for f in ca_files {
+            let pem = std::fs::read(f).map_err(|e| {
+                ProbeError::new(
+                    ErrorKind::Config,
+                    format!("cannot read CA file {}: {e}", f.display()),
+                )
+            })?;
+            let certs = crate::cert::parse_pem_chain(&pem, &f.display().to_string())
+                .map_err(|e| ProbeError::new(ErrorKind::Config, e.to_string()))?;
+            extra.extend(certs);
+        }
+        Ok(ProbeOptions {
+            timeouts: Timeouts::default(),
+            concurrency: config::DEFAULT_CONCURRENCY,
+            policies: [("default".to_string(), Policy::default())].into(),
+            store: None,
+            http_port: None,
+            tls: tls::Tls::new(&extra)?,
+        })
+    }
+
+    /// Options from `[probe]` (timeouts, policies, CA file, store), plus `ca_files`.
+    pub fn from_config(cfg: &Config, ca_files: &[PathBuf]) -> Result<ProbeOptions, ProbeError> {
+        let p = &cfg.probe;
+        let mut files: Vec<PathBuf> = p.ca_file.iter().cloned().collect();
+        files.extend(ca_files.iter().cloned());
+        let mut o = ProbeOptions::new(&files)?;
+        let d = Timeouts::default();
+        let get = |v: &Option<crate::config::HumanDuration>, def| v.map(|h| h.0).unwrap_or(def);
+        o.timeouts = Timeouts {
+            connect: get(&p.connect_timeout, d.connect),
+            handshake: get(&p.handshake_timeout, d.handshake),
+            read: get(&p.read_timeout, d.read),
+            total: get(&p.total_timeout, d.total),
+        };
+        o.concurrency = p.concurrency.max(1);
+        let base = match p.policy.get("default") {
+            Some(c) => Policy::default().with(c),
+            None => Policy::default(),
+        };
+        o.policies = p
+            .policy
+            .iter()
+            .map(|(name, c)| (name.clone(), base.with(c)))
+            .collect();
+        o.policies.insert("default".into(), base);
+        o.store = Some(Store::new(&cfg.store));
+        Ok(o)
+    }
+
+    fn policy(&self, name: &str) -> Policy {
+        let mut p = self
+            .policies
+            .get(name)
+            .or_else(|| self.policies.get("default"))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(port) = self.http_port {
+            p.http_port = port;
+        }
+        p
+    }
+}
+
+/// The result for one endpoint. Field names are a stable interface (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub target: String,
+    pub host: String,
+    pub port: u16,
+    /// The address connected to.
+    pub address: Option<String>,
+    pub policy: String,
+    pub verdict: Verdict,
+    pub checks: Vec<Check>,
+    pub protocols: Protocols,
+    /// Per version: "accepted", "not accepted: <why>" or "error: <why>".
+    pub protocol_details: BTreeMap<&'static str, String>,
+    pub hsts: Option<Hsts>,
+    pub http: Option<PlainHttp>,
+    pub certificate: Option<CertInfo>,
+    pub stored: Option<Stored>,
+    pub error: Option<ProbeError>,
+    pub duration_ms: u64,
+}
+
+/// Targets from `[[endpoint]]`, then (with `[probe] managed_certificates`,
+/// the default) the first domain of every `[[certificate]]` not already
+/// named by an endpoint's `certificate`.
+pub fn targets_from_config(cfg: &Config) -> Result<Vec<Target>, ProbeError> {
+    let config_err = |m: String| ProbeError::new(ErrorKind::Config, m);
+    let mut out = Vec::new();
+    for e in &cfg.endpoints {
+        let mut t =
+            Target::parse(&e.url).map_err(|err| config_err(format!("[[endpoint]] {err}")))?;
+        t.connect = e.connect.clone();
+        t.connect_address()
+            .map_err(|err| config_err(format!("[[endpoint]] {:?}: connect: {err}", e.url)))?;
+        if let Some(p) = &e.policy {
+            if p != "default" && !cfg.probe.policy.contains_key(p) {
+                return Err(config_err(format!(
+                    "[[endpoint]] {:?} names policy {p:?}, which is not defined; add [probe.policy.{p}]",
+                    e.url
+                )));
+            }
+            t.policy = p.clone();
+        }
+        if let Some(c) = &e.certificate {
+            if cfg.certificate(c).is_none() {
+                return Err(config_err(format!(
+                    "[[endpoint]] {:?} names certificate {c:?}, which is not a [[certificate]] name",
+                    e.url
+                )));
+            }
+        }
+        t.certificate = e.certificate.clone();
+        out.push(t);
+    }
+    if cfg.probe.managed_certificates {
+        for c in &cfg.certificates {
+            if cfg
+                .endpoints
+                .iter()
+                .any(|e| e.certificate.as_deref() == Some(c.name()))
+            {
+                continue;
+            }
+            let Some(domain) = c.domains.first() else {
+                continue;
+            };
+            let mut t = Target::parse(&domain.0)
+                .map_err(|err| config_err(format!("certificate {:?}: {err}", c.name())))?;
+            if let Some(ep) = &c.endpoint {
+                let (_, port) = target::split_host_port(ep).map_err(|r| {
+                    config_err(format!("certificate {:?}: endpoint {ep:?}: {r}", c.name()))
+                })?;
+                t.port = port.unwrap_or(443);
+                t.connect = Some(ep.clone());
+            }
+            t.target = format!("https://{}", t.authority());
+            t.certificate = Some(c.name().to_string());
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// Probes every target, at most `opts.concurrency` at a time; reports come
+/// back in the order of `targets`.
+pub async fn probe_all(targets: Vec<Target>, opts: &ProbeOptions) -> Vec<ProbeReport> {
+    let opts = Arc::new(opts.clone());
+    let limit = opts.concurrency.max(1);
+    let total = targets.len();
+    let mut results: Vec<Option<ProbeReport>> = vec![None; total];
+    let mut set = tokio::task::JoinSet::new();
+    let mut pending = targets.into_iter().enumerate();
+    let mut spare: BTreeMap<tokio::task::Id, (usize, Target)> = BTreeMap::new();
+    loop {
+        while set.len() < limit {
+            let Some((i, t)) = pending.next() else { break };
+            let o = opts.clone();
+            let t2 = t.clone();
+            let h = set.spawn(async move { (i, probe_one(&t2, &o).await) });
+            spare.insert(h.id(), (i, t));
+        }
+        let Some(joined) = set.join_next_with_id().await else {
+            break;
+        };
+        match joined {
+            Ok((id, (i, r))) => {
+                spare.remove(&id);
+                results[i] = Some(r);
+            }
+            Err(e) => {
+                // A panic in one probe is reported for that endpoint only.
+                if let Some((i, t)) = spare.remove(&e.id()) {
+                    let err = ProbeError::new(ErrorKind::Io, format!("the probe task failed: {e}"));
+                    results[i] = Some(error_report(&t, &opts.policy(&t.policy), err, 0));
+                }
+            }
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+fn error_report(t: &Target, policy: &Policy, e: ProbeError, ms: u64) -> ProbeReport {
+    let facts = Facts {
+        error: Some(e),
+        ..Facts::default()
+    };
+    report_from(t, None, policy, facts, ms)
+}
+
+fn report_from(
+    t: &Target,
+    addr: Option<SocketAddr>,
+    policy: &Policy,
+    facts: Facts,
+    ms: u64,
+) -> ProbeReport {
+    let checks = grade::grade(&facts, &t.host, policy, OffsetDateTime::now_utc());
+    let verdict = grade::overall(&facts, &checks);
+    let protocol_details = config::ProtocolName::ALL
+        .iter()
+        .zip(&facts.protocols.0)
+        .map(|(p, o)| {
+            let d = match o {
+                Outcome::Accepted => "accepted".to_string(),
+                Outcome::NotAccepted(why) => format!("not accepted: {}", why.message),
+                Outcome::Failed(e) => format!("error: {e}"),
+                Outcome::Untested => "not tested".to_string(),
+            };
+            (p.as_str(), d)
+        })
+        .collect();
+    ProbeReport {
+        target: t.target.clone(),
+        host: t.host.clone(),
+        port: t.port,
+        address: addr.map(|a| a.to_string()),
+        policy: t.policy.clone(),
+        verdict,
+        checks,
+        protocols: facts.protocols,
+        protocol_details,
+        hsts: facts.hsts.and_then(Result::ok),
+        http: facts.http,
+        certificate: facts.certificate,
+        stored: facts.stored,
+        error: facts.error,
+        duration_ms: ms,
+    }
+}
+
+/// Probes one endpoint within the total timeout.
+pub async fn probe_one(t: &Target, opts: &ProbeOptions) -> ProbeReport {
+    let start = Instant::now();
+    let policy = opts.policy(&t.policy);
+    let total = opts.timeouts.total;
+    let mut addr = None;
+    let facts = match tokio::time::timeout(total, collect(t, opts, &policy, &mut addr)).await {
+        Ok(f) => f,
+        Err(_) => Facts {
+            error: Some(ProbeError::new(
+                ErrorKind::TotalTimeout,
+                format!("probing {} took longer than {total:?}", t.authority()),
+            )),
+            ..Facts::default()
+        },
+    };
+    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report_from(t, addr, &policy, facts, ms)
+}
+
+async fn resolve(t: &Target, opts: &ProbeOptions) -> Result<SocketAddr, ProbeError> {
+    let (host, port) = t
+        .connect_address()
+        .map_err(|e| ProbeError::new(ErrorKind::Config, e.to_string()))?;
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let lookup = tokio::net::lookup_host((host.clone(), port));
+    match tokio::time::timeout(opts.timeouts.connect, lookup).await {
+        Err(_) => Err(ProbeError::new(
+            ErrorKind::Resolve,
+            format!(
+                "resolving {host} took longer than {:?}",
+                opts.timeouts.connect
+            ),
+        )),
+        Ok(Err(e)) => Err(ProbeError::new(
+            ErrorKind::Resolve,
+            format!("cannot resolve {host}: {e}; check the name or pass --connect ADDR:PORT"),
+        )),
+        Ok(Ok(mut it)) => it
+            .next()
+            .ok_or_else(|| ProbeError::new(ErrorKind::Resolve, format!("{host} has no addresses"))),
+    }
+}
+
+async fn collect(
+    t: &Target,
+    opts: &ProbeOptions,
+    policy: &Policy,
+    addr_out: &mut Option<SocketAddr>,
+) -> Facts {
+    let mut facts = Facts::default();
+    let addr = match resolve(t, opts).await {
+        Ok(a) => a,
+        Err(e) => {
+            facts.error = Some(e);
+            return facts;
+        }
+    };
+    *addr_out = Some(addr);
+    let to = &opts.timeouts;
+    let sni = (t.host.parse::<std::net::IpAddr>().is_err()).then_some(t.host.as_str());
+    let host_header = if t.port == 443 {
+        t.host.clone()
+    } else {
+        t.authority()
+    };
+    let tls13 = async {
+        let hs = tls::handshake(&opts.tls, addr, &t.host, true, to).await;
+        match hs {
+            Ok(tls::Handshake::Accepted(mut s, chain)) => {
+                let head = http::get(&mut s, &host_header, &t.path, to).await;
+                Ok((head, chain))
+            }
+            Ok(tls::Handshake::NotAccepted(why)) => Err(Outcome::NotAccepted(why)),
+            Err(e) => Err(Outcome::Failed(e)),
+        }
+    };
+    let tls12 = async {
+        match tls::handshake(&opts.tls, addr, &t.host, false, to).await {
+            Ok(tls::Handshake::Accepted(s, chain)) => Ok((s, chain)),
+            Ok(tls::Handshake::NotAccepted(why)) => Err(Outcome::NotAccepted(why)),
+            Err(e) => Err(Outcome::Failed(e)),
+        }
+    };
+    let legacy = |v| async move {
+        match legacy::probe(addr, sni, v, to).await {
+            Ok(Ok(())) => Outcome::Accepted,
+            Ok(Err(why)) => Outcome::NotAccepted(why),
+            Err(e) => Outcome::Failed(e),
+        }
+    };
+    let plain = async {
+        if policy.http_port == 0 {
+            return None;
+        }
+        let a = SocketAddr::new(addr.ip(), policy.http_port);
+        Some(http::check_plain(a, &t.host, to).await)
+    };
+    let (r13, r12, o10, o11, plain) = tokio::join!(
+        tls13,
+        tls12,
+        legacy(legacy::TLS10),
+        legacy(legacy::TLS11),
+        plain
+    );
+
+    let mut chain = None;
+    let mut head = None;
+    let o13 = match r13 {
+        Ok((h, c)) => {
+            head = Some(h);
+            chain = Some(c);
+            Outcome::Accepted
+        }
+        Err(o) => o,
+    };
+    let o12 = match r12 {
+        Ok((mut s, c)) => {
+            if chain.is_none() {
+                head = Some(http::get(&mut s, &host_header, &t.path, to).await);
+                chain = Some(c);
+            }
+            Outcome::Accepted
+        }
+        Err(o) => o,
+    };
+    facts.protocols = Protocols([o10, o11, o12, o13]);
+    let accepted = facts
+        .protocols
+        .0
+        .iter()
+        .any(|o| matches!(o, Outcome::Accepted));
+    if !accepted {
+        // No version works: nothing to judge. Report the most telling cause,
+        // a failure (timeout, garbage, oversized) before a refusal, newest first.
+        let ordered = || facts.protocols.0.iter().rev();
+        let cause = ordered()
+            .find_map(|o| match o {
+                Outcome::Failed(e) => Some(e.clone()),
+                _ => None,
+            })
+            .or_else(|| {
+                ordered().find_map(|o| match o {
+                    Outcome::NotAccepted(e) => Some(e.clone()),
+                    _ => None,
+                })
+            });
+        facts.error = cause.map(|e| {
+            ProbeError::new(
+                e.kind,
+                format!(
+                    "no TLS version accepted by {}: {}",
+                    t.authority(),
+                    e.message
+                ),
+            )
+        });
+        return facts;
+    }
+    facts.http = plain;
+    if let Some(chain) = chain {
+        match cert_info(&opts.tls, &chain, &t.host) {
+            Ok(c) => facts.certificate = Some(c),
+            Err(e) => {
+                facts.error = Some(e);
+                return facts;
+            }
+        }
+        facts.hsts =
+            head.map(|h| h.map(|h| http::parse_hsts(h.header("strict-transport-security"))));
+    }
+    if let (Some(name), Some(store), Some(c)) = (&t.certificate, &opts.store, &facts.certificate) {
+        facts.stored = Some(stored(store, name, c));
+    }
+    facts
+}
+
+fn stored(store: &Store, name: &str, served: &CertInfo) -> Stored {
+    match store.current(name) {
+        Ok(Some(cur)) => Stored {
+            certificate: name.to_string(),
+            version: Some(cur.lineage.version),
+            serial: Some(cur.leaf.serial.clone()),
+            matches: cur.leaf.fingerprint == served.fingerprint_sha256,
+            error: None,
+        },
+        Ok(None) => Stored {
+            certificate: name.to_string(),
+            version: None,
+            serial: None,
+            matches: false,
+            error: None,
+        },
+        Err(e) => Stored {
+            certificate: name.to_string(),
+            version: None,
+            serial: None,
+            matches: false,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Certificate facts from a captured chain (leaf first).
+pub fn cert_info(
+    tls: &tls::Tls,
+    chain: &[rustls::pki_types::CertificateDer<'static>],
+    host: &str,
+) -> Result<CertInfo, ProbeError> {
+    let mut parsed = Vec::with_capacity(chain.len());
+    for (i, der) in chain.iter().enumerate() {
+        let what = format!("certificate {} of the served chain", i + 1);
+        let f = crate::cert::facts(der, &what)
+            .map_err(|e| ProbeError::new(ErrorKind::Garbage, e.to_string()))?;
+        parsed.push(f);
+    }
+    let Some(leaf) = parsed.first() else {
+        return Err(ProbeError::new(
+            ErrorKind::Tls,
+            "the server sent no certificate".into(),
+        ));
+    };
+    let now = OffsetDateTime::now_utc();
+    let list: Vec<facts::ChainCert> = parsed
+        .iter()
+        .enumerate()
+        .map(|(i, f)| facts::ChainCert {
+            subject: f.subject.clone(),
+            issuer: f.issuer.clone(),
+            not_after: f.not_after,
+            signature_algorithm: f.signature_algorithm.clone(),
+            key_type: f.key_type.clone(),
+            is_root: i > 0 && f.is_ca && f.self_issued,
+        })
+        .collect();
+    let (earliest, earliest_subject) = list
+        .iter()
+        .filter(|c| !c.is_root)
+        .map(|c| (c.not_after, c.subject.clone()))
+        .min_by_key(|(t, _)| *t)
+        .unwrap_or((leaf.not_after, leaf.subject.clone()));
+    let check = tls.verify(chain, host);
+    Ok(CertInfo {
+        subject: leaf.subject.clone(),
+        sans: leaf.sans.clone(),
+        issuer: leaf.issuer.clone(),
+        serial: leaf.serial.clone(),
+        not_before: leaf.not_before,
+        not_after: leaf.not_after,
+        days_left: leaf.days_left(now),
+        lifetime_days: leaf.lifetime_seconds().div_euclid(86_400),
+        chain_valid: check.chain_valid,
+        chain_error: check.error,
+        hostname_valid: crate::cert::name_matches(&leaf.sans, host),
+        key_type: leaf.key_type.clone(),
+        signature_algorithm: leaf.signature_algorithm.clone(),
+        fingerprint_sha256: leaf.fingerprint.clone(),
+        earliest_expiry: earliest,
+        earliest_expiry_subject: earliest_subject,
+        chain: list,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! TLS 1.2 / 1.3 handshakes through rustls, each pinned to one version, that
+//! capture the chain the server sends whatever it is (expired, self-signed,
+//! for another name); the chain is verified separately against the roots.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use super::{ErrorKind, ProbeError};
+
+/// Time limits for each phase of one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect (and name resolution).
+    pub connect: Duration,
+    /// From connected to handshake done (or to the legacy reply classified).
+    pub handshake: Duration,
+    /// From request sent to the first byte of the HTTP response, and for the rest of it.
+    pub read: Duration,
+    /// Everything for one endpoint.
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            handshake: Duration::from_secs(5),
+            read: Duration::from_secs(5),
+            total: Duration::from_secs(15),
+        }
+    }
+}
+
+/// rustls configurations shared by every probe: one per pinned version, and
+/// the verifier used to judge captured chains.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    tls12: Arc<rustls::ClientConfig>,
+    tls13: Arc<rustls::ClientConfig>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+impl Tls {
+    /// Roots: the Mozilla set from webpki-roots plus `extra` (PEM DER certs).
+    pub fn new(extra: &[CertificateDer<'static>]) -> Result<Tls, ProbeError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for c in extra {
+            roots.add(c.clone()).map_err(|e| {
+                ProbeError::new(
+                    ErrorKind::Config,
+                    format!("cannot use a CA certificate: {e}"),
+                )
+            })?;
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| {
+                    ProbeError::new(ErrorKind::Config, format!("cannot build the verifier: {e}"))
+                })?;
+        let pinned = |v: &'static rustls::SupportedProtocolVersion| {
+            let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[v])
+                .map_err(|e| ProbeError::new(ErrorKind::Config, format!("TLS setup: {e}")))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider.clone())))
+                .with_no_client_auth();
+            // Every probe is a full handshake: a resumed one shows no certificate.
+            c.resumption = Resumption::disabled();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok::<_, ProbeError>(Arc::new(c))
+        };
+        let t = Tls {
+            tls12: pinned(&rustls::version::TLS12)?,
+            tls13: pinned(&rustls::version::TLS13)?,
+            verifier,
+        };
+        // aws-lc sets up its randomness on first use (~35 ms here): pay that
+        // once now rather than inside the first probe's handshake timing.
+        if let Ok(name) = ServerName::try_from("warm-up.invalid") {
+            let _ = rustls::ClientConnection::new(t.tls13.clone(), name);
+        }
+        Ok(t)
+    }
+
+    /// Verifies a captured chain for `host`. `Ok(())` or the reason, and
+    /// whether the failure is only the name (the chain itself is fine).
+    pub fn verify(&self, chain: &[CertificateDer<'static>], host: &str) -> ChainCheck {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return ChainCheck {
+                chain_valid: false,
+                error: Some("the server sent no certificate".into()),
+            };
+        };
+        let Ok(name) = ServerName::try_from(host.to_string()) else {
+            return ChainCheck {
+                chain_valid: false,
+                error: Some(format!("{host:?} is not a valid TLS name")),
+            };
+        };
+        match self
+            .verifier
+            .verify_server_cert(leaf, rest, &name, &[], UnixTime::now())
+        {
+            Ok(_) => ChainCheck {
+                chain_valid: true,
+                error: None,
+            },
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => ChainCheck {
+                chain_valid: true,
+                error: None,
+            },
+            Err(e) => ChainCheck {
+                chain_valid: false,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// The verdict of the path validation (names are checked separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCheck {
+    pub chain_valid: bool,
+    pub error: Option<String>,
+}
+
+/// Result of one pinned handshake.
+pub enum Handshake {
+    /// Done: the open stream and the chain the server sent.
+    Accepted(Box<TlsStream<TcpStream>>, Vec<CertificateDer<'static>>),
+    /// The server refused the version (alert, other version, reset, close).
+    NotAccepted(ProbeError),
+}
+
+/// Connects with the connect timeout.
+pub async fn connect(addr: SocketAddr, t: &Timeouts) -> Result<TcpStream, ProbeError> {
+    match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+        Err(_) => Err(ProbeError::new(
+            ErrorKind::ConnectTimeout,
+            format!("no TCP connection to {addr} within {:?}", t.connect),
+        )),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(ProbeError::new(
+            ErrorKind::Refused,
+            format!("connection to {addr} refused: nothing listens there"),
+        )),
+        Ok(Err(e)) => Err(ProbeError::io(&format!("connect to {addr}"), &e)),
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+    }
+}
+
+/// A reset, abort or early end of stream.
+pub fn is_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe
+    )
+}
+
+/// A full handshake with only `version` offered.
+pub async fn handshake(
+    tls: &Tls,
+    addr: SocketAddr,
+    host: &str,
+    tls13: bool,
+    t: &Timeouts,
+) -> Result<Handshake, ProbeError> {
+    let config = if tls13 { &tls.tls13 } else { &tls.tls12 };
+    let name = ServerName::try_from(host.to_string()).map_err(|e| {
+        ProbeError::new(
+            ErrorKind::Config,
+            format!("{host:?} is not a valid TLS name: {e}"),
+        )
+    })?;
+    let tcp = connect(addr, t).await?;
+    let connector = tokio_rustls::TlsConnector::from(config.clone());
+    let stream = match tokio::time::timeout(t.handshake, connector.connect(name, tcp)).await {
+        Err(_) => {
+            return Err(ProbeError::new(
+                ErrorKind::HandshakeTimeout,
+                format!(
+                    "TLS handshake with {addr} not done within {:?}",
+                    t.handshake
+                ),
+            ))
+        }
+        Ok(Err(e)) => return classify_handshake_error(&e),
+        Ok(Ok(s)) => s,
+    };
+    let chain = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    Ok(Handshake::Accepted(Box::new(stream), chain))
+}
+
+fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError> {
+    if is_closed(e) {
+        return Ok(Handshake::NotAccepted(ProbeError::new(
+            ErrorKind::Closed,
+            format!("the server closed the connection ({e})"),
+        )));
+    }
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::AlertReceived(a)) => Ok(Handshake::NotAccepted(ProbeError::new(
+            ErrorKind::Alert,
+            format!("the server sent alert {a:?}"),
+        ))),
+        Some(rustls::Error::PeerIncompatible(p)) => Ok(Handshake::NotAccepted(ProbeError::new(
+            ErrorKind::Tls,
+            format!("the server is incompatible: {p:?}"),
+        ))),
+        Some(
+            rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::HandshakePayloadTooLarge
+                | rustls::InvalidMessage::MessageTooLarge,
+            )
+            | rustls::Error::PeerSentOversizedRecord,
+        ) => Err(ProbeError::new(
+            ErrorKind::TooLarge,
+            format!("the server sent an oversized handshake message (a certificate chain over 64 KiB?): {e}"),
+        )),
+        Some(
+            rustls::Error::InvalidMessage(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::DecryptError,
+        ) => Err(ProbeError::new(
+            ErrorKind::Garbage,
+            format!("the server's reply is not valid TLS: {e}"),
+        )),
+        Some(other) => Err(ProbeError::new(ErrorKind::Tls, format!("TLS handshake failed: {other}"))),
+        None => Err(ProbeError::io("TLS handshake", e)),
+    }
+}
+
+/// Accepts any certificate (the point is to see what is served) while still
+/// checking handshake signatures with the certificate's key.
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,76 @@
+//! A private test CA (rcgen) and leaf certificates with chosen names and validity.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+pub struct TestCa {
+    pub path: PathBuf,
+    pub pem: String,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// PEM texts of a leaf certificate and its key.
+pub struct Leaf {
+    pub cert: String,
+    pub key: String,
+}
+
+impl TestCa {
+    /// A new CA; its certificate is written to `dir/ca.pem`.
+    pub fn new(dir: &Path) -> TestCa {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "certkeep test CA");
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer =
+            CertifiedIssuer::self_signed(p, KeyPair::generate().expect("ca key")).expect("ca cert");
+        let pem = issuer.pem();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, &pem).expect("write ca.pem");
+        TestCa { path, pem, issuer }
+    }
+
+    /// A leaf for `names`, valid from `from_days` to `to_days` relative to now.
+    pub fn leaf(&self, names: &[&str], from_days: i64, to_days: i64) -> Leaf {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut p = CertificateParams::new(names).expect("leaf params");
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now + Duration::days(from_days);
+        p.not_after = now + Duration::days(to_days);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = p.signed_by(&key, &self.issuer).expect("sign leaf");
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
+    /// Writes `dir/<name>.crt` (leaf, plus the CA when `with_root`) and `dir/<name>.key`.
+    pub fn write_leaf(
+        &self,
+        dir: &Path,
+        name: &str,
+        names: &[&str],
+        days: (i64, i64),
+        with_root: bool,
+    ) -> (PathBuf, PathBuf) {
+        let leaf = self.leaf(names, days.0, days.1);
+        let crt = dir.join(format!("{name}.crt"));
+        let key = dir.join(format!("{name}.key"));
+        let chain = if with_root {
+            format!("{}{}", leaf.cert, self.pem)
+        } else {
+            leaf.cert
+        };
+        std::fs::write(&crt, chain).expect("write crt");
+        std::fs::write(&key, leaf.key).expect("write key");
+        (crt, key)
+    }
+}
