@@ -202,6 +202,10 @@ pub struct ProbeArgs {
     /// Time limit for everything about one endpoint
     #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Raise and resolve alerts for what was found ([alert] channels); for
+    /// certkeep-probe.timer
+    #[arg(long)]
+    pub alert: bool,
     /// Print every check and fact under each endpoint (-v is log verbosity)
     #[arg(long, short = 'd')]
     pub details: bool,

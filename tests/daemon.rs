@@ -37,8 +37,14 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
         return;
     };
     let metrics_port = common::free_port();
+    // A TLS site to probe, with a certificate from a test CA.
+    let ca = common::tlsgen::TestCa::new(bed.dir.path());
+    let (crt, key) = ca.write_leaf(bed.dir.path(), "site", &["site.test"], (-1, 89), false);
+    let site_port = bed.nginx.tls_site("site", "site.test", &crt, &key, "");
+    bed.nginx.reload();
     let daemon = format!(
-        "\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"0 0 1 1 *\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\nshutdown_timeout = \"5s\"\n"
+        "\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"* * * * * *\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\nshutdown_timeout = \"5s\"\n\n[probe]\nmanaged_certificates = false\nca_file = \"{}\"\n\n[[endpoint]]\nurl = \"https://site.test:{site_port}\"\nconnect = \"127.0.0.1:{site_port}\"\n",
+        ca.path.display()
     );
     let one = bed.cert_block("d1", &["d1.test"], "confirm = false");
     bed.write_config(&format!("{daemon}{one}"));
@@ -106,10 +112,30 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
         || saw("last renew ok"),
     );
 
-    let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    // The probe runs every second.
+    wait_until("a scheduled probe", Duration::from_secs(15), || {
+        logged("probed")
+    });
+    let get_metrics = || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    wait_until("probe metrics", Duration::from_secs(10), || {
+        get_metrics().contains("certkeep_probe_success")
+    });
+    let metrics = get_metrics();
+    assert!(
+        metrics.contains(&format!(
+            "certkeep_probe_success{{target=\"https://site.test:{site_port}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("certkeep_probe_tls_version_accepted{target="),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("certkeep_certificate_not_after_timestamp_seconds{name=\"d1\"}"),
         "{metrics}"

@@ -88,6 +88,12 @@ pub async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
     };
 
     let reports = probe::probe_all(targets, &opts).await;
+    if args.alert {
+        let (problems, ok) = probe::alerts::observations(&reports, &config.alert);
+        if let Err(e) = crate::alert::report(&config, problems, &ok).await {
+            eprintln!("error: alerts: {e}");
+        }
+    }
     if args.json {
         println!("{}", report::json(&reports));
     } else {

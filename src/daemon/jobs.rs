@@ -94,3 +94,44 @@ pub async fn renew(config: &Config, metrics: &Shared) {
     refresh_certificates(config, metrics);
     record_run(metrics, "renew", ok);
 }
+
+/// One probe round over the configured endpoints, with alerts and metrics.
+pub async fn probe(config: &Config, metrics: &Shared) {
+    let targets = match crate::probe::targets_from_config(config) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("probe: {e}");
+            record_run(metrics, "probe", false);
+            return;
+        }
+    };
+    if targets.is_empty() {
+        record_run(metrics, "probe", true);
+        return;
+    }
+    let opts = match crate::probe::ProbeOptions::from_config(config, &[]) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!("probe: {e}");
+            record_run(metrics, "probe", false);
+            return;
+        }
+    };
+    let reports = crate::probe::probe_all(targets, &opts).await;
+    for r in &reports {
+        tracing::info!(target = %r.target, verdict = r.verdict.as_str(), "probed");
+    }
+    let (problems, ok) = crate::probe::alerts::observations(&reports, &config.alert);
+    if let Err(e) = crate::alert::report(config, problems, &ok).await {
+        tracing::error!("alerts: {e}");
+    }
+    if let Ok(mut m) = metrics.lock() {
+        for (name, series) in super::probe_metrics::series(&reports) {
+            m.series.insert(name, series);
+        }
+    }
+    let ok = reports
+        .iter()
+        .all(|r| r.verdict != crate::probe::grade::Verdict::Error);
+    record_run(metrics, "probe", ok);
+}

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod jobs;
 pub mod metrics;
+pub mod probe_metrics;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -191,6 +192,18 @@ pub async fn run(config_path: PathBuf, mut config: Config) -> u8 {
         }
         if Utc::now() >= next.probe {
             next.probe = next_probe(&config, Utc::now());
+            let job = jobs::probe(&config, &metrics);
+            match run_job(
+                job,
+                &mut signals,
+                config.daemon.shutdown_timeout.0,
+                &mut reload_pending,
+            )
+            .await
+            {
+                Some(sig) => return stop(sig),
+                None => status(&next, &metrics),
+            }
         }
         if reload_pending {
             apply_reload(&config_path, &mut config, &mut next, &metrics);

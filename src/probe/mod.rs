@@ -5,6 +5,7 @@
 //! Other modules call [`probe_all`] with targets from [`targets_from_config`]
 //! or [`Target::parse`].
 
+pub mod alerts;
 pub mod config;
 pub mod facts;
 pub mod grade;

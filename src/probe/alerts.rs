@@ -1,0 +1,148 @@
+//! What a probe round tells the alert subsystem (pure): each failing check of
+//! an endpoint is a problem of its own (`probe:<host>:<port>:<check>`), each
+//! passing one is checked-OK; an endpoint that cannot be probed at all is one
+//! critical problem (`...:reachable`) and leaves its other checks as they were.
+
+use super::grade::Verdict;
+use super::ProbeReport;
+use crate::alert::config::AlertConfig;
+use crate::alert::{Problem, Severity};
+
+pub fn key(r: &ProbeReport, check: &str) -> String {
+    format!("probe:{}:{}:{check}", r.host, r.port)
+}
+
+pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut ok = Vec::new();
+    for r in reports {
+        if r.verdict == Verdict::Error {
+            let why = r
+                .error
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "the probe failed".into());
+            problems.push(
+                Problem::new(
+                    key(r, "reachable"),
+                    Severity::Critical,
+                    format!("cannot probe {}", r.target),
+                )
+                .detail("endpoint", r.target.clone())
+                .detail("problem", why),
+            );
+            continue;
+        }
+        ok.push(key(r, "reachable"));
+        for c in &r.checks {
+            let severity = match c.verdict {
+                Verdict::Ok => {
+                    ok.push(key(r, c.name));
+                    continue;
+                }
+                Verdict::Warning => Severity::Warning,
+                Verdict::Critical => Severity::Critical,
+                Verdict::Error => continue,
+            };
+            let mut p = Problem::new(
+                key(r, c.name),
+                severity,
+                format!("{}: {}", r.target, c.reason),
+            )
+            .detail("endpoint", r.target.clone())
+            .detail("check", c.name)
+            .detail("problem", c.reason.clone());
+            if let Some(cert) = &r.certificate {
+                p = p
+                    .detail("days_left", cert.days_left.to_string())
+                    .detail("issuer", cert.issuer.clone())
+                    .detail("serial", cert.serial.clone());
+                p.fingerprint = Some(cert.fingerprint_sha256.clone());
+                if c.name == "expiry" {
+                    p.threshold = cfg.expiry_threshold(cert.days_left, cert.lifetime_days);
+                }
+            }
+            problems.push(p);
+        }
+    }
+    (problems, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::grade::Check;
+    use crate::probe::{ErrorKind, ProbeError};
+
+    fn report(verdict: Verdict, checks: Vec<(&'static str, Verdict)>) -> ProbeReport {
+        ProbeReport {
+            target: "https://a.example:8443".into(),
+            host: "a.example".into(),
+            port: 8443,
+            address: None,
+            policy: "default".into(),
+            verdict,
+            checks: checks
+                .into_iter()
+                .map(|(name, verdict)| Check {
+                    name,
+                    verdict,
+                    reason: format!("{name} says {}", verdict.as_str()),
+                })
+                .collect(),
+            protocols: Default::default(),
+            protocol_details: Default::default(),
+            hsts: None,
+            http: None,
+            certificate: None,
+            stored: None,
+            error: (verdict == Verdict::Error)
+                .then(|| ProbeError::new(ErrorKind::ConnectTimeout, "connect timed out".into())),
+            duration_ms: 3,
+        }
+    }
+
+    #[test]
+    fn failing_checks_are_problems_and_passing_ones_resolve() {
+        let r = report(
+            Verdict::Critical,
+            vec![
+                ("expiry", Verdict::Ok),
+                ("hsts", Verdict::Critical),
+                ("protocols", Verdict::Warning),
+            ],
+        );
+        let (problems, ok) = observations(&[r], &AlertConfig::default());
+        assert_eq!(
+            ok,
+            vec![
+                "probe:a.example:8443:reachable",
+                "probe:a.example:8443:expiry"
+            ]
+        );
+        let keys: Vec<(&str, Severity)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.severity))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("probe:a.example:8443:hsts", Severity::Critical),
+                ("probe:a.example:8443:protocols", Severity::Warning)
+            ]
+        );
+        assert_eq!(problems[0].details["endpoint"], "https://a.example:8443");
+        assert_eq!(problems[0].details["problem"], "hsts says critical");
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_is_one_problem_and_touches_nothing_else() {
+        let r = report(Verdict::Error, vec![("probe", Verdict::Error)]);
+        let (problems, ok) = observations(&[r], &AlertConfig::default());
+        assert!(ok.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "probe:a.example:8443:reachable");
+        assert_eq!(problems[0].severity, Severity::Critical);
+        assert_eq!(problems[0].details["problem"], "connect timed out");
+    }
+}
