@@ -209,7 +209,7 @@ pub struct ProbeArgs {
     /// Print every check and fact under each endpoint (-v is log verbosity)
     #[arg(long, short = 'd')]
     pub details: bool,
-    /// JSON array, one object per endpoint (stable interface, see docs/probe.md)
+    /// JSON array, one object per endpoint (stable interface, see the README)
     #[arg(long)]
     pub json: bool,
 }

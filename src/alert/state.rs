@@ -9,7 +9,7 @@
 //! * the delivery queue: per channel, the notifications not yet delivered,
 //!   with their attempt count and next attempt time.
 //!
-//! Rules (documented for operators in docs/alerts.md):
+//! Rules (documented for operators in the README, "Alerts"):
 //!
 //! * A key seen for the first time with a problem fires at once.
 //! * A firing key notifies again when its severity rises (escalation), when a

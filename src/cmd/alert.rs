@@ -20,7 +20,7 @@ async fn test(config: &Config, only: Option<&str>) -> u8 {
     let channels = &config.alert.channels;
     if channels.is_empty() {
         eprintln!(
-            "error: no alert channels configured; add an [[alert.channel]] (see docs/alerts.md)"
+            "error: no alert channels configured; add an [[alert.channel]] (see the README, section Alerts)"
         );
         return EXIT_USAGE;
     }
