@@ -140,3 +140,20 @@ for n in "${SIZES[@]}"; do
     ratio=$(echo "scale=1; $per_proto / $per" | bc 2>/dev/null || echo "-")
     echo "| $n | ${full_ms} ms | ${per} ms | $((full_rss / 1024)) MiB | $full_bad | ${tls_ms} ms | ${per_tls} ms | ${per_proto} ms | ${per_full} ms | ${ratio}x |"
 done
+
+# One host, timed precisely (hyperfine, 50 runs each, alternating is not
+# needed for a per-process measure): certkeep's full probe (protocols,
+# certificate, HSTS) against sslscan's protocol-only scan of the same name.
+if command -v hyperfine >/dev/null; then
+    echo
+    hyperfine -N --warmup 5 --runs 50 --export-json "$work/one.json" \
+        "$certkeep --config /nonexistent/certkeep.toml probe --ca-file $work/ca.pem --connect 127.0.0.1 --http-port 0 h1.bench.test:$tls_port" \
+        "sslscan --no-colour --no-ciphersuites --no-compression --no-fallback --no-groups --no-heartbleed --no-renegotiation --no-check-certificate --sni-name=h1.bench.test 127.0.0.1:$tls_port" \
+        >/dev/null
+    python3 - "$work/one.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+ck, ss = (x["median"] * 1000 for x in r)
+print(f"one host, median of 50 (whole process): certkeep probe {ck:.1f} ms, sslscan protocols only {ss:.1f} ms, ratio {ss/ck:.1f}x")
+PY
+fi
