@@ -152,6 +152,35 @@ http {{
     }
 }
 
+/// Pids of the children of `master` (nginx workers), from /proc.
+fn workers(master: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may contain spaces): state ppid ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(master)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = Command::new("nginx")
