@@ -50,6 +50,12 @@ self_check_connect = "127.0.0.1"       # the demo names resolve nowhere else
 test_command = ["nginx", "-t", "-q", "-c", "$NGINX_CONF", "-p", "$NGINX_PREFIX"]
 reload_command = ["nginx", "-s", "reload", "-c", "$NGINX_CONF", "-p", "$NGINX_PREFIX"]
 
+[probe]
+ca_file = "$ISSUER_ROOT"              # the demo CA's root (Pebble's, new on every start)
+
+[probe.policy.default]
+http_port = $HTTP_PORT                # production: 80
+
 [[certificate]]
 name = "demo.test"
 domains = ["demo.test", "www.demo.test"]
@@ -92,6 +98,9 @@ $CK --config "$DEMO/certkeep.toml" renew --force
 
 step "certkeep certificates"
 $CK --config "$DEMO/certkeep.toml" certificates
+
+step "certkeep probe: what clients see (protocols, chain, HSTS, port 80, served vs stored)"
+$CK --config "$DEMO/certkeep.toml" probe -d
 
 cat <<EOF
 
