@@ -1,7 +1,6 @@
 //! `certkeep issue`: obtain certificates now.
 
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::acme::AcmeClient;
 use crate::config::{CertificateConfig, Config};
 use crate::issue::Issuer;
 use crate::store::{lock, Store};
@@ -48,20 +47,9 @@ pub async fn run(config: &Config, names: &[String], all: bool) -> u8 {
         report("cannot clean up the store", &e);
         return EXIT_FAILURE;
     }
-    let client = match AcmeClient::connect(
-        &config.acme,
-        &config.acme.directory.0,
-        &store,
-        true,
-        config.renewal.retry_budget.0,
-    )
-    .await
-    {
+    let client = match super::account(config, &store).await {
         Ok(c) => c,
-        Err(e) => {
-            report("cannot reach the ACME account", &e);
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
     let issuer = Issuer {
         config,

@@ -100,6 +100,26 @@ pub(crate) fn load(cli: &Cli) -> Result<Config, u8> {
     })
 }
 
+/// The stored ACME account at the configured directory (registered on first
+/// use), or the printed error's exit code.
+pub(crate) async fn account(
+    config: &Config,
+    store: &crate::store::Store,
+) -> Result<crate::acme::AcmeClient, u8> {
+    crate::acme::AcmeClient::connect(
+        &config.acme,
+        &config.acme.directory.0,
+        store,
+        true,
+        config.renewal.retry_budget.0,
+    )
+    .await
+    .map_err(|e| {
+        report("cannot reach the ACME account", &e);
+        EXIT_FAILURE
+    })
+}
+
 /// Prints an error with its causes on one line.
 pub(crate) fn report(context: &str, e: &dyn std::error::Error) {
     eprintln!("error: {context}: {}", crate::acme::error_chain(e));

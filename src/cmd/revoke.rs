@@ -4,7 +4,6 @@ use instant_acme::{RevocationReason, RevocationRequest};
 use rustls_pki_types::CertificateDer;
 
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::acme::AcmeClient;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -37,20 +36,9 @@ pub async fn run(config: &Config, name: &str, code: u8) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    let client = match AcmeClient::connect(
-        &config.acme,
-        &config.acme.directory.0,
-        &store,
-        true,
-        config.renewal.retry_budget.0,
-    )
-    .await
-    {
+    let client = match super::account(config, &store).await {
         Ok(c) => c,
-        Err(e) => {
-            report("cannot reach the ACME account", &e);
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
     let der = CertificateDer::from(cur.leaf_der.as_slice());
     match client

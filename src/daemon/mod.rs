@@ -175,35 +175,22 @@ pub async fn run(config_path: PathBuf, mut config: Config) -> u8 {
         }
         let now = Utc::now();
         let mut reload_pending = false;
+        let grace = config.daemon.shutdown_timeout.0;
         if now >= next.renew {
             next.renew = next_renew(&config, now);
             let job = jobs::renew(&config, &metrics);
-            match run_job(
-                job,
-                &mut signals,
-                config.daemon.shutdown_timeout.0,
-                &mut reload_pending,
-            )
-            .await
-            {
-                Some(sig) => return stop(sig),
-                None => status(&next, &metrics),
+            if let Some(sig) = run_job(job, &mut signals, grace, &mut reload_pending).await {
+                return stop(sig);
             }
+            status(&next, &metrics);
         }
         if Utc::now() >= next.probe {
             next.probe = next_probe(&config, Utc::now());
             let job = jobs::probe(&config, &metrics);
-            match run_job(
-                job,
-                &mut signals,
-                config.daemon.shutdown_timeout.0,
-                &mut reload_pending,
-            )
-            .await
-            {
-                Some(sig) => return stop(sig),
-                None => status(&next, &metrics),
+            if let Some(sig) = run_job(job, &mut signals, grace, &mut reload_pending).await {
+                return stop(sig);
             }
+            status(&next, &metrics);
         }
         if reload_pending {
             apply_reload(&config_path, &mut config, &mut next, &metrics);

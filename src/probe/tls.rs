@@ -259,7 +259,7 @@ fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError>
 /// Accepts any certificate (the point is to see what is served) while still
 /// checking handshake signatures with the certificate's key.
 #[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
+pub struct AcceptAny(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
