@@ -165,6 +165,7 @@ fn survives_half_of_nonces_rejected() {
     let Some(bed) = Bed::start(PebbleOptions {
         nonce_reject: 50,
         authz_reuse: 0,
+        ..Default::default()
     }) else {
         return;
     };

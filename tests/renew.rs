@@ -393,6 +393,7 @@ fn renews_with_half_of_nonces_rejected() {
     let Some(bed) = Bed::start(PebbleOptions {
         nonce_reject: 50,
         authz_reuse: 0,
+        ..Default::default()
     }) else {
         return;
     };

@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod hostile;
+pub mod lineage;
 pub mod nginx;
 pub mod pebble;
 pub mod tlsgen;

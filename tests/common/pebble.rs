@@ -13,6 +13,8 @@ pub struct PebbleOptions {
     pub nonce_reject: u8,
     /// Percentage of authorizations reused (PEBBLE_AUTHZREUSE).
     pub authz_reuse: u8,
+    /// External account binding required, with this (key id, base64url HMAC key).
+    pub eab: Option<(String, String)>,
 }
 
 impl Default for PebbleOptions {
@@ -20,6 +22,7 @@ impl Default for PebbleOptions {
         Self {
             nonce_reject: 5,
             authz_reuse: 0,
+            eab: None,
         }
     }
 }
@@ -70,7 +73,8 @@ impl Pebble {
             "httpPort": http_port,
             "tlsPort": free_port(),
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
+            "externalAccountBindingRequired": opts.eab.is_some(),
+            "externalAccountMACKeys": opts.eab.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
         }});
         std::fs::write(dir.join("pebble.json"), config.to_string()).expect("write");
         let log = dir.join("pebble.log");
