@@ -1,0 +1,163 @@
+//! Crash consistency: `certkeep renew --force` on three lineages, killed with
+//! SIGKILL at random moments, must never leave a lineage nginx cannot load.
+//!
+//! Slow (a few hundred runs), so ignored by default; CI runs it with
+//! `cargo test --test crash -- --ignored`. `CRASH_TRIALS` sets the number of
+//! kills (default 300).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use certkeep::store::Store;
+use common::{assert_exit, lineage, Bed, PebbleOptions};
+use rand::Rng;
+
+const NAMES: [&str; 3] = ["k1", "k2", "k3"];
+
+#[derive(Default, Debug)]
+struct Tally {
+    trials: usize,
+    /// The run finished before the kill came.
+    finished: usize,
+    killed: usize,
+    /// Killed with temporary files on disk (a file or the new live dir half made).
+    left_temps: usize,
+    /// Killed with an archive version that has some but not all of its files.
+    left_incomplete_version: usize,
+    /// Killed with a complete archive version that live does not point at yet.
+    left_unactivated_version: usize,
+    /// Killed after at least one live link set had moved.
+    live_moved: usize,
+    /// Leftovers removed by calling `Store::recover` from the test.
+    recovered_by_test: usize,
+}
+
+#[test]
+#[ignore = "slow: 300 SIGKILLed renewals; run with --ignored"]
+fn sigkill_at_random_moments_never_breaks_a_lineage() {
+    let Some(bed) = Bed::start(PebbleOptions {
+        nonce_reject: 0,
+        authz_reuse: 0,
+        eab: None,
+    }) else {
+        return;
+    };
+    let trials: usize = std::env::var("CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    lineage::issue_and_serve(&bed, &NAMES, &bed.base_config(), "confirm = false");
+    let store = Store::new(&bed.store);
+
+    // How long one whole run takes: kills are spread over that.
+    let mut longest = Duration::ZERO;
+    for _ in 0..3 {
+        let t = Instant::now();
+        assert_exit(&bed.certkeep(&["renew", "--force"]), 0);
+        longest = longest.max(t.elapsed());
+    }
+    for n in NAMES {
+        lineage::check(&bed.store, n).unwrap();
+    }
+    let span_ms = longest.as_millis() as u64;
+    eprintln!(
+        "one run of renew --force on {} lineages: up to {span_ms} ms",
+        NAMES.len()
+    );
+
+    let mut rng = rand::rng();
+    let mut tally = Tally::default();
+    let mut broken = Vec::new();
+    let start = Instant::now();
+    for trial in 0..trials {
+        tally.trials += 1;
+        let before: Vec<_> = NAMES
+            .iter()
+            .map(|n| lineage::versions(&bed.store, n))
+            .collect();
+        let delay = Duration::from_millis(rng.random_range(0..=span_ms));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(["renew", "--force"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn certkeep");
+        std::thread::sleep(delay);
+        match child.try_wait().expect("try_wait") {
+            Some(_) => tally.finished += 1,
+            None => {
+                child.kill().expect("SIGKILL certkeep");
+                tally.killed += 1;
+            }
+        }
+        child.wait().expect("reap certkeep");
+
+        let temps = lineage::temp_entries(&bed.store);
+        let after: Vec<_> = NAMES
+            .iter()
+            .map(|n| lineage::versions(&bed.store, n))
+            .collect();
+        if !temps.is_empty() {
+            tally.left_temps += 1;
+        }
+        if after
+            .iter()
+            .any(|&(live, max, present)| max > live && present < 4)
+        {
+            tally.left_incomplete_version += 1;
+        }
+        if after
+            .iter()
+            .any(|&(live, max, present)| max > live && present == 4)
+        {
+            tally.left_unactivated_version += 1;
+        }
+        if before.iter().zip(&after).any(|(b, a)| a.0 != b.0) {
+            tally.live_moved += 1;
+        }
+        for n in NAMES {
+            if let Err(e) = lineage::check(&bed.store, n) {
+                broken.push(format!("trial {trial} (kill after {delay:?}): {e}"));
+            }
+        }
+        // Every other trial the test cleans up itself; otherwise the next
+        // run's own recovery (which may be killed too) does.
+        if trial % 2 == 1 {
+            let removed = store.recover().expect("recover");
+            if !removed.is_empty() {
+                tally.recovered_by_test += 1;
+            }
+            let left = lineage::temp_entries(&bed.store);
+            assert!(left.is_empty(), "trial {trial}: recover() left {left:?}");
+            for n in NAMES {
+                if let Err(e) = lineage::check(&bed.store, n) {
+                    broken.push(format!("trial {trial} after recover(): {e}"));
+                }
+            }
+        }
+    }
+    let took = start.elapsed();
+
+    // The next run must succeed and leave everything clean and served.
+    let out = bed.certkeep(&["renew", "--force"]);
+    assert_exit(&out, 0);
+    assert!(lineage::temp_entries(&bed.store).is_empty());
+    for n in NAMES {
+        lineage::check(&bed.store, n).unwrap();
+    }
+    eprintln!(
+        "crash test: {tally:?} in {took:?}; broken lineages: {}",
+        broken.len()
+    );
+    assert!(broken.is_empty(), "broken lineages:\n{}", broken.join("\n"));
+    assert!(
+        tally.killed >= trials * 3 / 4,
+        "most runs should be killed mid-way: {tally:?}"
+    );
+}
