@@ -35,9 +35,11 @@ impl AcmeClient {
             .map(|d| Identifier::Dns(d.clone()))
             .collect();
         let mut new_order = NewOrder::new(&identifiers);
+        let mut with_replaces = false;
         if let Some(r) = &req.replaces {
             if self.supports_ari {
                 new_order = new_order.replaces(r.clone());
+                with_replaces = true;
             }
         }
         let mut retrier = self.retrier();
@@ -45,12 +47,13 @@ impl AcmeClient {
             match self.account.new_order(&new_order).await {
                 Ok(o) => break o,
                 // The certificate was already replaced (e.g. by a renewal whose
-                // deployment was rolled back): order without `replaces`.
-                Err(instant_acme::Error::Api(p))
-                    if req.replaces.is_some() && is_replaces_problem(&p) =>
-                {
+                // deployment was rolled back), or the CA cannot or will not
+                // match it: `replaces` is an optimisation, so order without it
+                // rather than fail every renewal of this lineage until it expires.
+                Err(instant_acme::Error::Api(p)) if with_replaces && drop_replaces(&p) => {
                     tracing::info!("the CA refused `replaces` ({p}); ordering without it");
                     new_order = NewOrder::new(&identifiers);
+                    with_replaces = false;
                 }
                 Err(e) => retrier.wait(e, "creating the order", dir).await?,
             }
@@ -192,12 +195,48 @@ impl AcmeClient {
     }
 }
 
-fn is_replaces_problem(p: &instant_acme::Problem) -> bool {
-    let t = p.r#type.as_deref().unwrap_or("");
-    t.ends_with(":alreadyReplaced")
-        || (t.ends_with(":malformed") && p.detail.as_deref().unwrap_or("").contains("replace"))
+/// Whether an order with `replaces` should be retried without it: any
+/// refusal but a bad nonce or a rate limit. The CA's wording varies (Pebble
+/// answers `serverInternal` "could not find an order for the given
+/// certificate" for some certificates it issued, on every attempt; Boulder
+/// answers `unauthorized` when another account ordered the certificate, as
+/// after an import, and `malformed` for a CertID it cannot parse), and a
+/// renewal that keeps sending the same `replaces` never happens.
+fn drop_replaces(p: &instant_acme::Problem) -> bool {
+    !matches!(
+        super::retry::classify(&instant_acme::Error::Api(p.clone())),
+        super::retry::Class::BadNonce | super::retry::Class::RateLimited
+    )
 }
 
 fn retry_is_fatal(p: &instant_acme::Problem) -> bool {
     super::retry::classify(&instant_acme::Error::Api(p.clone())) == super::retry::Class::Fatal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(t: &str, status: u16) -> instant_acme::Problem {
+        serde_json::from_value(serde_json::json!({
+            "type": format!("urn:ietf:params:acme:error:{t}"),
+            "detail": "x",
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn replaces_is_dropped_on_refusals_but_not_on_nonces_or_rate_limits() {
+        for (t, status) in [
+            ("serverInternal", 500),
+            ("unauthorized", 403),
+            ("malformed", 400),
+            ("alreadyReplaced", 409),
+        ] {
+            assert!(drop_replaces(&problem(t, status)), "{t}");
+        }
+        assert!(!drop_replaces(&problem("badNonce", 400)));
+        assert!(!drop_replaces(&problem("rateLimited", 429)));
+    }
 }
