@@ -71,7 +71,7 @@ impl AcmeClient {
         let http = http::client_builder(cfg.ca_bundle.as_deref())?
             .build()
             .map_err(HttpSetupError::from)?;
-        let supports_ari = fetch_directory(&http, directory).await?;
+        let supports_ari = fetch_directory_retrying(&http, directory, retry_budget).await?;
         let retry_after = RetryAfter::default();
         let path = account_path(store, directory);
         let mut retrier = Retrier::new(retry_budget, retry_after.clone());
@@ -154,8 +154,42 @@ impl AcmeClient {
     }
 }
 
+/// [`fetch_directory`], retried like every other ACME request: a 5xx or a
+/// connection failure backs off, a 429 waits for Retry-After, all within
+/// `budget`.
+async fn fetch_directory_retrying(
+    http: &reqwest::Client,
+    directory: &str,
+    budget: Duration,
+) -> Result<bool, AcmeError> {
+    let deadline = Instant::now() + budget;
+    let mut attempt = 0;
+    loop {
+        let (e, retry) = match fetch_directory(http, directory).await {
+            Ok(ari) => return Ok(ari),
+            Err(failure) => failure,
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let wait = retry.and_then(|(class, ra)| {
+            retry::delay(class, attempt, ra, remaining, rand::random::<f64>())
+        });
+        let Some(wait) = wait else {
+            return Err(e);
+        };
+        attempt += 1;
+        tracing::warn!(wait = ?wait, "{e}; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// How a failed directory fetch may be retried (None: it may not).
+type DirectoryRetry = Option<(retry::Class, Option<Duration>)>;
+
 /// GETs the directory; returns whether it offers ARI.
-async fn fetch_directory(http: &reqwest::Client, directory: &str) -> Result<bool, AcmeError> {
+async fn fetch_directory(
+    http: &reqwest::Client,
+    directory: &str,
+) -> Result<bool, (AcmeError, DirectoryRetry)> {
     let err = |detail: String| AcmeError::Directory {
         directory: directory.to_string(),
         detail,
@@ -164,17 +198,34 @@ async fn fetch_directory(http: &reqwest::Client, directory: &str) -> Result<bool
         .get(directory)
         .send()
         .await
-        .map_err(|e| err(error_chain(&e)))?;
-    if !rsp.status().is_success() {
-        return Err(err(format!("HTTP {}", rsp.status())));
+        .map_err(|e| (err(error_chain(&e)), Some((retry::Class::Transient, None))))?;
+    let status = rsp.status();
+    if !status.is_success() {
+        let retry_after = rsp
+            .headers()
+            .get(::http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| http::parse_retry_after(v, std::time::SystemTime::now()));
+        let class = if status.as_u16() == 429 {
+            Some((retry::Class::RateLimited, retry_after))
+        } else if status.is_server_error() {
+            Some((retry::Class::Transient, retry_after))
+        } else {
+            None
+        };
+        return Err((err(format!("HTTP {status}")), class));
     }
-    let v: serde_json::Value = rsp
-        .json()
+    // A body cut off is worth another try; a page that is not JSON is not.
+    let body = rsp
+        .bytes()
         .await
-        .map_err(|e| err(format!("not a JSON directory: {e}")))?;
+        .map_err(|e| (err(error_chain(&e)), Some((retry::Class::Transient, None))))?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| (err(format!("not a JSON directory: {e}")), None))?;
     if v.get("newOrder").is_none() {
-        return Err(err(
-            "the document has no newOrder: is this an ACME directory URL?".into(),
+        return Err((
+            err("the document has no newOrder: is this an ACME directory URL?".into()),
+            None,
         ));
     }
     Ok(v.get("renewalInfo").and_then(|u| u.as_str()).is_some())
