@@ -172,7 +172,11 @@ fn unreachable_ca_fails_within_the_budget_and_keeps_serving() {
         "took {took:?}: {}",
         text(&out)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("FAILED: down"), "{}", text(&out));
     assert!(stdout.contains(&proxy.directory), "{}", text(&out));
     assert_eq!(lineage::hash_tree(&bed.store.join("live")), before);
@@ -259,7 +263,11 @@ fn full_disk_fails_clearly_and_keeps_the_old_lineage() {
 
     let out = bed.certkeep(&["renew", "--force"]);
     assert_exit(&out, 1);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("FAILED: full"), "{}", text(&out));
     assert!(stdout.contains("No space left on device"), "{}", text(&out));
     assert!(
@@ -315,7 +323,11 @@ fn unwritable_archive_fails_clearly_and_keeps_the_old_lineage() {
     };
     let out = bed.certkeep(&["renew", "--force"]);
     assert_exit(&out, 1);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("FAILED: ro"), "{}", text(&out));
     assert!(
         stdout.contains(&format!("{}", bed.store.join("archive/ro").display())),

@@ -315,9 +315,11 @@ where
                 let mut req = ctx
                     .upstream
                     .request(method_v, format!("{}{path}", ctx.upstream_base));
+                // Host goes through: Pebble checks each JWS `url` against the
+                // host it was asked for, and builds its URLs from it.
                 for (k, v) in &headers {
                     let lk = k.to_ascii_lowercase();
-                    if !matches!(lk.as_str(), "content-length" | "connection" | "host") {
+                    if !matches!(lk.as_str(), "content-length" | "connection") {
                         req = req.header(k.as_str(), v.as_str());
                     }
                 }
