@@ -3,6 +3,8 @@
 //! cannot take the new version.
 
 mod common;
+#[path = "common/http_receiver.rs"]
+mod http_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::fault_proxy::{Fault, FaultProxy, Seen};
 use common::{assert_exit, lineage, text, Bed, PebbleOptions};
+use http_receiver::{Receiver, Reply};
 
 fn bed() -> Option<Bed> {
     Bed::start(PebbleOptions {
@@ -342,4 +345,147 @@ fn unwritable_archive_fails_clearly_and_keeps_the_old_lineage() {
     drop(guard);
     assert_exit(&bed.certkeep(&["renew", "--force"]), 0);
     assert_ne!(lineage::live_serial(&bed.store, "ro"), serial);
+}
+
+/// Config for the alert tests: through `proxy`, a 1 s retry budget, the CA
+/// "unreachable" alert after 3 s, and a webhook channel to `hook`.
+fn alert_config(bed: &Bed, proxy: &FaultProxy, hook: &Receiver, name: &str) {
+    let head =
+        head(bed, proxy, "1s").replace("[renewal]\n", "[renewal]\nca_unreachable_after = \"3s\"\n");
+    let alert = format!(
+        "\n[alert]\nresolve_after_checks = 1\nretry_initial = \"1s\"\n\n[[alert.channel]]\nname = \"ops\"\ntype = \"webhook\"\nurl = {:?}\n",
+        hook.url("/hook")
+    );
+    write(
+        bed,
+        &head,
+        &format!(
+            "{alert}{}",
+            bed.cert_block(name, &[&format!("{name}.test")], "confirm = false")
+        ),
+    );
+}
+
+/// (status, alert keys) of every message the receiver got, in order.
+fn messages(hook: &Receiver) -> Vec<(String, Vec<String>)> {
+    hook.requests()
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            let keys = v["alerts"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x["labels"]["key"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (v["status"].as_str().unwrap_or("").to_string(), keys)
+        })
+        .collect()
+}
+
+#[test]
+fn ca_down_past_the_bound_raises_an_alert_then_resolves() {
+    let Some(bed) = bed() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hook = rt.block_on(Receiver::start(vec![]));
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    alert_config(&bed, &proxy, &hook, "cau");
+    assert_exit(&bed.certkeep(&["issue", "cau"]), 0);
+
+    proxy.set(Fault::Down);
+    let down_at = Instant::now();
+    let out = bed.certkeep(&["renew", "--force"]);
+    assert_exit(&out, 1);
+    let first = messages(&hook);
+    assert!(
+        first
+            .iter()
+            .all(|(_, keys)| !keys.iter().any(|k| k == "agent:ca-unreachable")),
+        "no CA alert before the bound: {first:?}\n{}",
+        text(&out)
+    );
+    assert!(
+        first
+            .iter()
+            .any(|(s, keys)| s == "firing" && keys.iter().any(|k| k == "renew:cau")),
+        "{first:?}"
+    );
+
+    // Past the 3 s bound and still down: the CA alert fires, once.
+    std::thread::sleep(
+        (down_at + Duration::from_millis(3500)).saturating_duration_since(Instant::now()),
+    );
+    let out = bed.certkeep(&["renew", "--force"]);
+    assert_exit(&out, 1);
+    let second = messages(&hook);
+    let ca_firing = second
+        .iter()
+        .filter(|(s, keys)| s == "firing" && keys.iter().any(|k| k == "agent:ca-unreachable"))
+        .count();
+    assert_eq!(ca_firing, 1, "{second:?}\n{}", text(&out));
+
+    // Back: the renewal succeeds and both alerts resolve.
+    proxy.set(Fault::Pass);
+    assert_exit(&bed.certkeep(&["renew", "--force"]), 0);
+    let third = messages(&hook);
+    for key in ["agent:ca-unreachable", "renew:cau"] {
+        assert!(
+            third
+                .iter()
+                .any(|(s, keys)| s == "resolved" && keys.iter().any(|k| k == key)),
+            "{key} resolved: {third:?}"
+        );
+    }
+}
+
+#[test]
+fn alerts_survive_a_receiver_outage() {
+    let Some(bed) = bed() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The receiver fails its first two deliveries.
+    let hook = rt.block_on(Receiver::start(vec![
+        Reply::status(503),
+        Reply::status(500),
+    ]));
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    alert_config(&bed, &proxy, &hook, "rx");
+    assert_exit(&bed.certkeep(&["issue", "rx"]), 0);
+    let serial = lineage::live_serial(&bed.store, "rx");
+
+    proxy.set(Fault::Down);
+    let out = bed.certkeep(&["renew", "--force"]);
+    assert_exit(&out, 1);
+    assert_eq!(hook.requests().len(), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("FAILED: rx"),
+        "the renewal result is still reported: {}",
+        text(&out)
+    );
+    // The next runs retry the queued message (after retry_initial) until the
+    // receiver takes it; nothing is lost and nothing is sent twice.
+    let mut runs = 0;
+    while hook.requests().len() < 3 {
+        runs += 1;
+        assert!(runs <= 6, "never delivered: {:?}", messages(&hook));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_exit(&bed.certkeep(&["renew", "--force"]), 1);
+    }
+    let delivered = messages(&hook);
+    let ids: Vec<Vec<String>> = hook
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json()["alerts"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x["id"].to_string()).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "two failures and one delivery: {delivered:?}");
+    // The same alert (same id) in every attempt, delivered once.
+    let first = &ids[0][0];
+    assert!(ids.iter().all(|m| m.contains(first)), "{ids:?}");
+    assert_eq!(lineage::live_serial(&bed.store, "rx"), serial);
 }
