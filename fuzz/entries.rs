@@ -35,9 +35,25 @@ pub fn certbot_ini(data: &[u8]) {
     }
 }
 
+/// `legacy`: the TLS 1.0/1.1 probe's reading of a server's first bytes. The
+/// first two input bytes are the offered version. Beyond not panicking, a
+/// "need more" answer must ask for more than it was given.
+pub fn legacy(data: &[u8]) {
+    let Some((v, reply)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let offered = u16::from_be_bytes(*v);
+    if let Ok(certkeep::probe::legacy::Reply::NeedMore(n)) =
+        certkeep::probe::legacy::classify_reply(offered, reply)
+    {
+        assert!(n > reply.len(), "NeedMore({n}) with {} bytes", reply.len());
+    }
+}
+
 /// Every target by name.
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, fn(&[u8])); 4] = [
     ("config", config),
     ("cert", cert),
     ("certbot_ini", certbot_ini),
+    ("legacy", legacy),
 ];
