@@ -50,8 +50,11 @@ pub fn legacy(data: &[u8]) {
     }
 }
 
+/// What a target does with one input.
+pub type Entry = fn(&[u8]);
+
 /// Every target by name.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Entry); 4] = [
     ("config", config),
     ("cert", cert),
     ("certbot_ini", certbot_ini),
