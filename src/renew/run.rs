@@ -134,6 +134,9 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
 
     // ARI windows, fetched only where the stored one is missing or stale.
     let mut client: Option<AcmeClient> = None;
+    // Why the CA could not be reached earlier in this run, if it could not:
+    // one retry budget per run, not one per phase.
+    let mut unreachable: Option<String> = None;
     let directory = if opts.dry_run {
         &config.acme.staging_directory.0
     } else {
@@ -177,6 +180,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
                 Err(e) => {
                     tracing::warn!("cannot reach the CA for renewal windows: {e}");
                     out.ca_reachable = Some(false);
+                    unreachable = Some(e);
                 }
             }
         }
@@ -220,22 +224,26 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
         return Ok(out);
     }
 
-    let client = match client {
-        Some(c) if !opts.dry_run => c,
-        _ => match connect(config, directory, &store, !opts.dry_run).await {
-            Ok(c) => {
-                out.ca_reachable = Some(true);
-                c
-            }
-            Err(e) => {
-                for (c, cur, _) in &due {
-                    out.failed.push(failed(c, *cur, e.clone()));
-                }
-                out.ca_reachable = Some(false);
-                track_ca(&store, opts.dry_run, now, &mut out);
-                return Ok(out);
-            }
+    let attempt = match unreachable {
+        Some(e) => Err(e),
+        None => match client {
+            Some(c) if !opts.dry_run => Ok(c),
+            _ => connect(config, directory, &store, !opts.dry_run).await,
         },
+    };
+    let client = match attempt {
+        Ok(c) => {
+            out.ca_reachable = Some(true);
+            c
+        }
+        Err(e) => {
+            for (c, cur, _) in &due {
+                out.failed.push(failed(c, *cur, e.clone()));
+            }
+            out.ca_reachable = Some(false);
+            track_ca(&store, opts.dry_run, now, &mut out);
+            return Ok(out);
+        }
     };
     let issuer = Issuer {
         config,
