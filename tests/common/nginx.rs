@@ -130,7 +130,11 @@ http {{
         port
     }
 
+    /// Reloads nginx and waits until every old worker has exited, so the
+    /// next connection is served with the new configuration.
     pub fn reload(&self) {
+        let master = self.master_pid();
+        let old = workers(master);
         let out = Command::new("nginx")
             .args(&self.reload_command()[1..])
             .output()
@@ -140,6 +144,22 @@ http {{
             "nginx reload: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        wait_for(
+            "nginx's old workers to exit",
+            Duration::from_secs(15),
+            || {
+                let now = workers(master);
+                !now.is_empty() && now.iter().all(|p| !old.contains(p))
+            },
+        );
+    }
+
+    fn master_pid(&self) -> u32 {
+        std::fs::read_to_string(self.prefix.join("run/nginx.pid"))
+            .expect("nginx pid file")
+            .trim()
+            .parse()
+            .expect("nginx pid")
     }
 
     /// How many reloads nginx logged (its error log records each SIGHUP).
