@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use common::{assert_exit, text, Bed, PebbleOptions};
 
 fn serial_of(bed: &Bed, name: &str) -> String {
@@ -92,40 +89,6 @@ fn served_serial(bed: &Bed, name: &str) -> String {
         std::time::Duration::from_secs(5),
     ))
     .unwrap()
-}
-
-fn hash_tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.file_type().is_symlink() {
-                out.insert(
-                    rel,
-                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
-                );
-            } else if meta.is_dir() {
-                out.insert(rel, "dir".into());
-                walk(root, &p, out);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.insert(
-                    rel,
-                    hex::encode(aws_lc_rs::digest::digest(
-                        &aws_lc_rs::digest::SHA256,
-                        &bytes,
-                    )),
-                );
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out
 }
 
 #[test]
@@ -250,7 +213,7 @@ fn dry_run_changes_nothing_and_does_not_reload() {
     );
     issued_and_served(&bed, &["dry"], &body);
     bed.certkeep(&["renew"]); // records ARI state, so the store is complete
-    let before = hash_tree(&bed.store);
+    let before = common::lineage::hash_tree(&bed.store);
     let reloads = bed.nginx.reload_count();
     let orders = bed.pebble.orders_created();
     let out = bed.certkeep(&["renew", "--dry-run"]);
@@ -265,7 +228,11 @@ fn dry_run_changes_nothing_and_does_not_reload() {
         orders + 1,
         "the real challenge flow ran"
     );
-    assert_eq!(hash_tree(&bed.store), before, "the store changed");
+    assert_eq!(
+        common::lineage::hash_tree(&bed.store),
+        before,
+        "the store changed"
+    );
     assert_eq!(bed.nginx.reload_count(), reloads);
     assert!(
         !bed.dir.path().join("deployed").exists(),
