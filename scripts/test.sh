@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo build --locked --quiet
+scripts/verify-units.sh "$PWD/target/debug/certkeep"
 # Crash consistency: a few hundred SIGKILLed renewals (about 1-2 minutes).
 cargo test --locked --test crash -- --ignored
-scripts/verify-units.sh "$PWD/target/debug/certkeep"
+cargo test --all-targets --locked
