@@ -22,73 +22,15 @@ fn live_version(bed: &Bed, name: &str) -> String {
 }
 
 /// Certificates `names` issued, each served by its own nginx TLS site; the
-/// config confirms each on its site. Returns the config body.
-fn issued_and_served(bed: &Bed, names: &[&str], extra: &str) -> String {
-    let mut body = String::new();
-    for n in names {
-        body.push_str(&bed.cert_block(n, &[&format!("{n}.test")], "confirm = false"));
-    }
-    bed.write_config(&format!("{extra}{body}"));
-    assert_exit(&bed.certkeep(&["issue", "--all"]), 0);
-    let mut body = String::new();
-    for n in names {
-        let live = bed.store.join(format!("live/{n}"));
-        let port = bed.nginx.tls_site(
-            n,
-            &format!("{n}.test"),
-            &live.join("fullchain.pem"),
-            &live.join("privkey.pem"),
-            "",
-        );
-        body.push_str(&bed.cert_block(
-            n,
-            &[&format!("{n}.test")],
-            &format!("endpoint = \"127.0.0.1:{port}\""),
-        ));
-    }
-    bed.nginx.reload();
-    for n in names {
-        common::wait_for(
-            "the TLS site after reload",
-            std::time::Duration::from_secs(10),
-            || {
-                let rt = tokio::runtime::Runtime::new().unwrap();
-                let port = site_port(bed, n);
-                rt.block_on(certkeep::nginx::served_serial(
-                    &format!("127.0.0.1:{port}"),
-                    &format!("{n}.test"),
-                    std::time::Duration::from_secs(2),
-                ))
-                .is_ok()
-            },
-        );
-    }
-    bed.write_config(&format!("{extra}{body}"));
-    body
+/// config (with `head` after the bed's base) confirms each on its site.
+/// Returns the `[[certificate]]` blocks.
+fn issued_and_served(bed: &Bed, names: &[&str], head: &str) -> String {
+    common::lineage::issue_and_serve(bed, names, &format!("{}{head}", bed.base_config()), "")
 }
 
-/// The port of the TLS site `name` (from its nginx site file).
-fn site_port(bed: &Bed, name: &str) -> u16 {
-    let conf = std::fs::read_to_string(bed.nginx.sites.join(format!("{name}.conf"))).unwrap();
-    let at = conf.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
-    conf[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
+/// The serial nginx serves for certificate `name` (its configured endpoint).
 fn served_serial(bed: &Bed, name: &str) -> String {
-    let cfg = certkeep::config::Config::load(&bed.config).unwrap();
-    let c = cfg.certificate(name).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(certkeep::nginx::served_serial(
-        &c.confirm_endpoint(),
-        &c.confirm_sni(),
-        std::time::Duration::from_secs(5),
-    ))
-    .unwrap()
+    common::lineage::served_serial(bed, name).unwrap()
 }
 
 #[test]
