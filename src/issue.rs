@@ -2,7 +2,6 @@
 //! Shared by `certkeep issue` and `certkeep renew`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use instant_acme::CertificateIdentifier;
 
@@ -156,9 +155,6 @@ pub fn split_chain(pem: &str, privkey: String) -> Result<NewVersion, IssueError>
         privkey,
     })
 }
-
-/// Default per-call time budget when the config has none.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
 
 #[cfg(test)]
 mod tests {
