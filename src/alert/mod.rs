@@ -26,19 +26,16 @@ mod slack;
 pub mod state;
 mod webhook;
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
-
-use rustix::fs::{flock, FlockOperation};
+use std::time::{Duration, SystemTime};
 
 pub use config::AlertConfig;
 pub use deliver::{DeliveryReport, SendError};
 pub use state::{AlertState, Kind, Notification, Problem, Severity};
 
 use crate::store::atomic;
+use crate::store::lock::{LockError, StoreLock};
 use crate::store::Store;
 
 /// File name of the alert state under `<store>/state/`.
@@ -139,7 +136,7 @@ pub struct Alerter {
     config: AlertConfig,
     path: PathBuf,
     state: AlertState,
-    _lock: File,
+    _lock: StoreLock,
 }
 
 impl std::fmt::Debug for Alerter {
@@ -242,29 +239,20 @@ impl Alerter {
     }
 }
 
-async fn lock(path: &Path, wait: Duration) -> Result<File, AlertError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err("open", path))?;
-    let start = Instant::now();
-    loop {
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(file),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                if start.elapsed() >= wait {
-                    return Err(AlertError::Locked {
-                        path: path.to_path_buf(),
-                        waited: start.elapsed(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(io_err("lock", path)(e.into())),
-        }
+async fn lock(path: &Path, wait: Duration) -> Result<StoreLock, AlertError> {
+    match crate::store::lock::acquire_file(path, wait).await {
+        Ok(l) => Ok(l),
+        Err(LockError::Timeout { path, waited }) => Err(AlertError::Locked { path, waited }),
+        Err(LockError::Store(crate::store::StoreError::Io {
+            action,
+            path,
+            source,
+        })) => Err(AlertError::Io {
+            action,
+            path,
+            source,
+        }),
+        Err(LockError::Store(e)) => Err(io_err("lock", path)(io::Error::other(e.to_string()))),
     }
 }
 

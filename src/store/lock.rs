@@ -28,7 +28,13 @@ pub enum LockError {
 /// Takes the store lock, waiting up to `wait` for another run to finish.
 pub async fn acquire(state_dir: &Path, wait: Duration) -> Result<StoreLock, LockError> {
     atomic::ensure_dir(state_dir, 0o700).map_err(io_err("create", state_dir))?;
-    let path = state_dir.join("lock");
+    acquire_file(&state_dir.join("lock"), wait).await
+}
+
+/// Takes an exclusive lock on the file `path` (created 0600 if missing),
+/// waiting up to `wait` for its holder.
+pub async fn acquire_file(path: &Path, wait: Duration) -> Result<StoreLock, LockError> {
+    let path = path.to_path_buf();
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
