@@ -9,7 +9,7 @@
 # build is much faster); debug assertions are on (`-a`), so integer overflow
 # panics. Seeds come from fuzz/seeds/<target>, the corpus grows in
 # fuzz/corpus/<target>, crashes land in fuzz/artifacts/<target>. Copy a crash
-# into fuzz/regressions/<target>/ once fixed: tests/fuzz_regressions.rs
+# into fuzz/regressions/<target>/ once fixed: tests/it/fuzz_regressions.rs
 # replays those on every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

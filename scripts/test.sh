@@ -10,5 +10,5 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo build --locked --quiet
 scripts/verify-units.sh "$PWD/target/debug/certkeep"
 # Crash consistency: a few hundred SIGKILLed renewals (about 1-2 minutes).
-cargo test --locked --test crash -- --ignored
+cargo test --locked --test it crash:: -- --ignored
 cargo test --all-targets --locked

@@ -1,8 +1,6 @@
 //! A small real HTTP/1.1 server for tests, on 127.0.0.1: records every
 //! request and answers from a script (then 200 "ok").
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -63,7 +61,6 @@ impl Reply {
 pub struct Receiver {
     pub port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,7 +92,6 @@ impl Receiver {
         Receiver {
             port,
             requests,
-            script,
             task,
         }
     }

@@ -1,6 +1,6 @@
 //! Issuance end to end against a real Pebble and nginx on loopback.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -59,7 +59,6 @@ pub struct FaultProxy {
     pub directory: String,
     /// PEM bundle with the proxy's CA and Pebble's API CA.
     pub ca_bundle: PathBuf,
-    pub port: u16,
 }
 
 impl FaultProxy {
@@ -155,7 +154,6 @@ impl FaultProxy {
             state,
             directory: format!("{own_base}/dir"),
             ca_bundle,
-            port,
         }
     }
 
@@ -174,10 +172,6 @@ impl FaultProxy {
     /// Every request seen so far.
     pub fn log(&self) -> Vec<Seen> {
         self.state.lock().unwrap().log.clone()
-    }
-
-    pub fn clear_log(&self) {
-        self.state.lock().unwrap().log.clear();
     }
 }
 

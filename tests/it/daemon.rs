@@ -2,7 +2,7 @@
 //! the test, a scheduled renewal, metrics, SIGHUP (valid and invalid config)
 //! and SIGTERM. Real Pebble and nginx on loopback.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;

@@ -1,6 +1,6 @@
 //! Renewal against a real Pebble (with ARI) and nginx on loopback.
 
-mod common;
+use crate::common;
 
 use common::{assert_exit, text, Bed, PebbleOptions};
 

@@ -1,9 +1,8 @@
 //! `certkeep renew` run by a timer sends the alerts for its own failures, and
 //! a later success resolves them (real Pebble, nginx and HTTP receiver).
 
-mod common;
-#[path = "common/http_receiver.rs"]
-mod http_receiver;
+use crate::common;
+use crate::common::http_receiver;
 
 use common::{assert_exit, text, Bed, PebbleOptions};
 use http_receiver::Receiver;

@@ -5,7 +5,7 @@
 //! `cargo test --test crash -- --ignored`. `CRASH_TRIALS` sets the number of
 //! kills (default 300).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

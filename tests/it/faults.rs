@@ -2,9 +2,8 @@
 //! (through a fault-injecting proxy in front of Pebble), and a disk that
 //! cannot take the new version.
 
-mod common;
-#[path = "common/http_receiver.rs"]
-mod http_receiver;
+use crate::common;
+use crate::common::http_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `certkeep probe` against real nginx sites on loopback, with certificates
 //! from a private test CA (passed with --ca-file).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! `certkeep probe --alert` (what certkeep-probe.timer runs): a failing check
 //! fires once, a fixed one resolves. Real nginx and HTTP receiver on loopback.
 
-mod common;
-#[path = "common/http_receiver.rs"]
-mod http_receiver;
+use crate::common;
+use crate::common::http_receiver;
 
 use common::tlsgen::TestCa;
 use common::{assert_exit, text};

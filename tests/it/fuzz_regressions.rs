@@ -2,7 +2,7 @@
 //! a fuzz target panic, kept after the fix) through the same entry points as
 //! the cargo-fuzz targets, plus the seeds in fuzz/seeds/<target>/.
 
-#[path = "../fuzz/entries.rs"]
+#[path = "../../fuzz/entries.rs"]
 mod entries;
 
 use std::path::Path;

@@ -4,13 +4,13 @@
 //! When a server binary is missing the test is skipped with a message, except
 //! under `CI=true`, where a missing server is a failure.
 
-#![allow(dead_code)]
-
 pub mod fault_proxy;
 pub mod hostile;
+pub mod http_receiver;
 pub mod lineage;
 pub mod nginx;
 pub mod pebble;
+pub mod smtp;
 pub mod tlsgen;
 
 use std::net::TcpListener;

@@ -1,7 +1,7 @@
 //! Misbehaving endpoints: each probe ends within its timeouts with a
 //! classified error, never a hang or a panic.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,11 +4,8 @@
 //! renewal whose alerts go out by SMTP (with a password) and to a webhook
 //! (with a bearer token), traced the same way.
 
-mod common;
-#[path = "common/http_receiver.rs"]
-mod http_receiver;
-#[path = "common/smtp.rs"]
-mod smtp;
+use crate::common;
+use crate::common::{http_receiver, smtp};
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! `certkeep import certbot` against trees made by the real certbot (Debian's
 //! 2.1) talking to the test bed's Pebble, and against hand-made trees.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Protocol verdicts must agree with sslscan (OpenSSL-based) on the same sites.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

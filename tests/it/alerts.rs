@@ -2,10 +2,7 @@
 //! HTTP receiver written for these tests (tests/common/smtp.rs,
 //! tests/common/http_receiver.rs), and the certkeep binary for `alert test`.
 
-#[path = "common/http_receiver.rs"]
-mod http_receiver;
-#[path = "common/smtp.rs"]
-mod smtp;
+use crate::common::{http_receiver, smtp};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

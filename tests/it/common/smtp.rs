@@ -1,8 +1,6 @@
 //! A small real SMTP server for tests, on 127.0.0.1: EHLO, STARTTLS or
 //! implicit TLS, AUTH PLAIN/LOGIN, MAIL/RCPT/DATA. It records every message.
 
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -12,7 +10,6 @@ use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, Clone, Default)]
 pub struct Mail {
-    pub ehlo: String,
     /// (username, password) the client authenticated with, and the mechanism.
     pub auth: Option<(String, String, String)>,
     pub from: String,
@@ -189,7 +186,6 @@ async fn session(
     send(&mut io, b"220 localhost ESMTP certkeep-test\r\n").await?;
     let mut mail = Mail::default();
     let mut authed = None;
-    let mut ehlo = String::new();
     loop {
         let line = read_line(&mut io).await?;
         let Some(line) = line else { return Ok(()) };
@@ -197,7 +193,6 @@ async fn session(
         let verb = upper.split_whitespace().next().unwrap_or("").to_string();
         match verb.as_str() {
             "EHLO" | "HELO" => {
-                ehlo = line[4..].trim().to_string();
                 let mut caps = vec!["localhost".to_string()];
                 if opts.mode == Mode::Starttls && !tls {
                     caps.push("STARTTLS".into());
@@ -268,7 +263,6 @@ async fn session(
                     continue;
                 }
                 mail = Mail {
-                    ehlo: ehlo.clone(),
                     auth: authed.clone(),
                     tls,
                     from: addr(&line),

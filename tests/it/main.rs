@@ -1,0 +1,19 @@
+//! The integration tests: one binary (cargo builds and links the crate once),
+//! one module per area. `common` starts the real servers they talk to.
+
+#[macro_use]
+mod common;
+mod alerts;
+mod crash;
+mod daemon;
+mod faults;
+mod fuzz_regressions;
+mod import;
+mod issue;
+mod probe;
+mod probe_alerts;
+mod probe_hostile;
+mod probe_sslscan;
+mod renew;
+mod renew_alerts;
+mod secrets;
