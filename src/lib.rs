@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod hooks;
 pub mod issue;
 pub mod logging;
+pub mod net;
 pub mod nginx;
 pub mod probe;
 pub mod renew;

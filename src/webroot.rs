@@ -142,7 +142,7 @@ pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result
         outcome,
         webroot: webroot.display().to_string(),
     };
-    let mut builder = crate::acme::http::client_builder(how.ca_bundle.as_deref())
+    let mut builder = crate::net::client_builder(how.ca_bundle.as_deref())
         .map_err(|e| fail(format!("the HTTP client could not be set up: {e}")))?
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none());
@@ -167,7 +167,7 @@ pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result
             fail(format!(
                 "the request{} failed: {}",
                 via(&hops),
-                crate::acme::error_chain(&e)
+                crate::net::error_chain(&e)
             ))
         })?;
         let status = rsp.status();

@@ -13,8 +13,9 @@ use base64::Engine;
 use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 
 use crate::config::{AcmeConfig, EabConfig};
+use crate::net::{error_chain, HttpSetupError};
 use crate::store::{atomic, Store, StoreError};
-use http::{AcmeHttp, HttpSetupError, RetryAfter};
+use http::{AcmeHttp, RetryAfter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeError {
@@ -68,7 +69,7 @@ impl AcmeClient {
         persist: bool,
         retry_budget: Duration,
     ) -> Result<AcmeClient, AcmeError> {
-        let http = http::client_builder(cfg.ca_bundle.as_deref())?
+        let http = crate::net::client_builder(cfg.ca_bundle.as_deref())?
             .build()
             .map_err(HttpSetupError::from)?;
         let supports_ari = fetch_directory_retrying(&http, directory, retry_budget).await?;
@@ -205,7 +206,7 @@ async fn fetch_directory(
             .headers()
             .get(::http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| http::parse_retry_after(v, std::time::SystemTime::now()));
+            .and_then(|v| crate::net::parse_retry_after(v, std::time::SystemTime::now()));
         let class = if status.as_u16() == 429 {
             Some((retry::Class::RateLimited, retry_after))
         } else if status.is_server_error() {
@@ -307,21 +308,6 @@ fn eab_key(eab: &EabConfig) -> Result<ExternalAccountKey, AcmeError> {
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
         .map_err(|_| AcmeError::Eab("the key is not base64url (as CAs hand it out)".into()))?;
     Ok(ExternalAccountKey::new(eab.key_id.clone(), &key))
-}
-
-/// The full cause chain of an error, on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// Retries one ACME operation by [`retry::delay`], within the run's budget.

@@ -6,8 +6,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+use super::channel::SendError;
 use super::config::{EmailChannel, SmtpTls};
-use super::deliver::SendError;
 use super::message::{hostname, plain_text, subject};
 use super::state::Notification;
 
@@ -33,7 +33,7 @@ pub async fn send(c: &EmailChannel, batch: &[Notification]) -> Result<(), SendEr
         .send(msg)
         .await
         .map(|_| ())
-        .map_err(|e| SendError::new(format!("{server}: {}", crate::acme::error_chain(&e))))
+        .map_err(|e| SendError::new(format!("{server}: {}", crate::net::error_chain(&e))))
 }
 
 /// The message: plain text, one section per alert.

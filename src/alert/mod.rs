@@ -18,6 +18,7 @@
 //! # let _ = report; Ok(()) }
 //! ```
 
+pub mod channel;
 pub mod config;
 pub mod deliver;
 mod email;
@@ -30,8 +31,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+pub use channel::SendError;
 pub use config::AlertConfig;
-pub use deliver::{DeliveryReport, SendError};
+pub use deliver::DeliveryReport;
 pub use state::{AlertState, Kind, Notification, Problem, Severity};
 
 use crate::store::atomic;

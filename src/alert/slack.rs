@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use super::channel::{post_json, SendError};
 use super::config::SlackChannel;
-use super::deliver::{post_json, SendError};
 use super::message::{self, details, headline, rfc3339};
 use super::state::{Kind, Notification, Severity};
 

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::channel::{post_json, SendError};
 use super::config::WebhookChannel;
-use super::deliver::{post_json, SendError};
 use super::message::{fingerprint, hostname, rfc3339, status};
 use super::state::Notification;
 

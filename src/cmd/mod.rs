@@ -122,5 +122,5 @@ pub(crate) async fn account(
 
 /// Prints an error with its causes on one line.
 pub(crate) fn report(context: &str, e: &dyn std::error::Error) {
-    eprintln!("error: {context}: {}", crate::acme::error_chain(e));
+    eprintln!("error: {context}: {}", crate::net::error_chain(e));
 }

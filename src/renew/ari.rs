@@ -111,7 +111,7 @@ pub async fn fetch(
                     rand::random::<f64>(),
                     info.explanation_url,
                 )),
-                Err(e) => Err(crate::acme::error_chain(&e)),
+                Err(e) => Err(crate::net::error_chain(&e)),
             };
             (q.name, r)
         });

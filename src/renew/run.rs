@@ -8,10 +8,11 @@ use time::OffsetDateTime;
 
 use super::ari::{self, AriStore};
 use super::plan::{self, Decision, Facts, Reason};
-use crate::acme::{error_chain, AcmeClient};
+use crate::acme::AcmeClient;
 use crate::config::{CertificateConfig, Config};
 use crate::hooks;
 use crate::issue::Issuer;
+use crate::net::error_chain;
 use crate::nginx;
 use crate::store::{lock, Current, Store};
 

@@ -82,7 +82,7 @@ fn seed_ec_account(bed: &Bed, etc: &Path) -> (String, String) {
             )
             .unwrap();
             let der = rustls_pki_types::PrivateKeyDer::Pkcs8(pkcs8.clone().into());
-            let http = certkeep::acme::http::client_builder(Some(&bed.pebble.api_ca))
+            let http = certkeep::net::client_builder(Some(&bed.pebble.api_ca))
                 .unwrap()
                 .build()
                 .unwrap();
