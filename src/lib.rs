@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod hooks;
 pub mod issue;
+pub mod job;
 pub mod logging;
 pub mod net;
 pub mod nginx;

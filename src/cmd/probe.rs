@@ -87,13 +87,11 @@ pub async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
         out
     };
 
-    let reports = probe::probe_all(targets, &opts).await;
-    if args.alert {
-        let (problems, ok) = probe::alerts::observations(&reports, &config.alert);
-        if let Err(e) = crate::alert::report(&config, problems, &ok).await {
-            eprintln!("error: alerts: {e}");
-        }
+    let round = crate::job::probe_round(&config, targets, &opts, args.alert, None).await;
+    if let Some(e) = &round.alerts {
+        eprintln!("error: alerts: {e}");
     }
+    let reports = round.reports;
     if args.json {
         println!("{}", report::json(&reports));
     } else {

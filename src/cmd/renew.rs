@@ -2,39 +2,24 @@
 
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
-use crate::renew::run::{self, Options, Outcome, RunError};
+use crate::renew::run::{Options, Outcome, RunError};
 
 pub async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
-    let outcome = match run::run(config, opts).await {
+    let check = crate::job::renewal_check(config, opts, None).await;
+    if let Some(e) = &check.alerts {
+        eprintln!("error: alerts: {e}");
+    }
+    let outcome = match check.outcome {
         Ok(o) => o,
         Err(e @ RunError::UnknownCertificate(_)) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            let p = crate::alert::Problem::new(
-                crate::renew::alerts::RUN_KEY,
-                crate::alert::Severity::Critical,
-                "certkeep could not run its renewal check",
-            )
-            .detail("problem", e.to_string());
-            if let Err(e) = crate::alert::report(config, vec![p], &[]).await {
-                eprintln!("error: alerts: {e}");
-            }
+            eprintln!("error: could not run the renewal check: {e}");
             return EXIT_FAILURE;
         }
     };
-    if !opts.dry_run {
-        let (problems, ok) = crate::renew::alerts::observations(
-            &outcome,
-            time::OffsetDateTime::now_utc(),
-            config.renewal.ca_unreachable_after.0,
-        );
-        if let Err(e) = crate::alert::report(config, problems, &ok).await {
-            eprintln!("error: alerts: {e}");
-        }
-    }
     if json {
         match serde_json::to_string_pretty(&outcome) {
             Ok(s) => println!("{s}"),

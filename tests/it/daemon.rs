@@ -186,3 +186,77 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
     reader.join().unwrap();
     assert!(saw("STOPPING=1"));
 }
+
+/// A renewal check that cannot run at all (the store's archive/ is a regular
+/// file) raises the same critical alert in the daemon as in `certkeep renew`,
+/// delivered to a real HTTP receiver.
+#[test]
+fn daemon_alerts_when_its_renewal_check_cannot_run() {
+    let dir = common::open_tempdir();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("state")).unwrap();
+    std::fs::write(store.join("archive"), "not a directory").unwrap();
+    let webroot = dir.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(common::http_receiver::Receiver::start(vec![]));
+    let config = dir.path().join("certkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"{}\"\n\n[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\n\n\
+             [daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"0 0 1 1 *\"\nshutdown_timeout = \"5s\"\n\n\
+             [alert]\n\n[[alert.channel]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{}\"\n\n\
+             [[certificate]]\nname = \"shop\"\ndomains = [\"shop.test\"]\nwebroot = \"{}\"\nconfirm = false\n",
+            store.display(),
+            receiver.url("/hook"),
+            webroot.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--log-format", "plain"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    // renew_at_start: the first check runs at once and cannot use the store.
+    let start = Instant::now();
+    while receiver.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let sent: Vec<serde_json::Value> = receiver.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(sent.len(), 1, "one message: {sent:?}\n{log}");
+    assert_eq!(sent[0]["status"], "firing");
+    let a = &sent[0]["alerts"][0];
+    assert_eq!(a["labels"]["key"], "agent:renewal-check", "{a}");
+    assert_eq!(a["labels"]["severity"], "critical", "{a}");
+    assert_eq!(
+        a["annotations"]["summary"], "certkeep could not run its renewal check",
+        "{a}"
+    );
+    assert!(
+        a.to_string().contains("archive"),
+        "the alert says what could not be used: {a}"
+    );
+    assert!(log.contains("could not run the renewal check"), "{log}");
+}

@@ -1,0 +1,53 @@
+//! The two jobs certkeep runs: a renewal check and a probe round. Each runs
+//! the same way in every mode (`certkeep renew` from a timer, `certkeep probe
+//! --alert`, the daemon): the same steps, the same alerts and, when the
+//! caller keeps them, the same metrics. Callers differ only in how they print
+//! what a job returns.
+
+mod probe;
+mod renewal;
+
+pub use probe::{probe_configured, probe_round, ProbeRound};
+pub use renewal::{renewal_check, RenewalCheck, CHECK_KEY};
+
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::daemon::metrics::{CertificateMetric, Shared};
+use crate::store::Store;
+
+/// Reads the live certificates of configured lineages into the metrics.
+pub fn refresh_certificates(config: &Config, metrics: &Shared) {
+    let store = Store::new(&config.store);
+    let Ok(mut m) = metrics.lock() else { return };
+    let mut fresh = std::collections::BTreeMap::new();
+    for c in &config.certificates {
+        match store.current(c.name()) {
+            Ok(Some(cur)) => {
+                let last = m.certificates.get(c.name()).and_then(|x| x.last_renewal_ok);
+                fresh.insert(
+                    c.name().to_string(),
+                    CertificateMetric {
+                        not_after: cur.leaf.not_after.unix_timestamp(),
+                        not_before: cur.leaf.not_before.unix_timestamp(),
+                        last_renewal_ok: last,
+                    },
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(certificate = c.name(), "cannot read the lineage: {e}"),
+        }
+    }
+    m.certificates = fresh;
+}
+
+/// Records that `job` ran now, and whether it succeeded.
+pub(crate) fn record_run(metrics: &Shared, job: &'static str, ok: bool) {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if let Ok(mut m) = metrics.lock() {
+        m.last_run.insert(job, (now, ok));
+        if ok {
+            m.last_success.insert(job, now);
+        }
+    }
+}
