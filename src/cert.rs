@@ -230,6 +230,30 @@ pub fn name_matches(sans: &[String], host: &str) -> bool {
     })
 }
 
+/// A span of seconds as "6d 4h" (or "4h 10m" under a day, "42s" under a minute).
+pub fn span(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// Time to expiry for people: "6d 4h left", or "expired 6d 4h ago" when
+/// `seconds_left` is negative; never a negative count.
+pub fn time_left(seconds_left: i64) -> String {
+    if seconds_left < 0 {
+        format!("expired {} ago", span(seconds_left.unsigned_abs()))
+    } else {
+        format!("{} left", span(seconds_left.unsigned_abs()))
+    }
+}
+
 /// The SubjectPublicKeyInfo DER of a private key, to check a cert/key pair.
 pub fn key_spki_der(key_pem: &str) -> Result<Vec<u8>, CertError> {
     let kp = rcgen::KeyPair::from_pem(key_pem)
@@ -245,6 +269,19 @@ mod tests {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let ck = rcgen::generate_simple_self_signed(names).unwrap();
         (ck.cert.pem(), ck.signing_key.serialize_pem())
+    }
+
+    #[test]
+    fn time_left_never_reads_negative() {
+        assert_eq!(time_left(6 * 86_400 + 4 * 3600 + 59), "6d 4h left");
+        assert_eq!(
+            time_left(-(6 * 86_400 + 4 * 3600 + 59)),
+            "expired 6d 4h ago"
+        );
+        assert_eq!(time_left(-(3 * 3600 + 120)), "expired 3h 2m ago");
+        assert_eq!(time_left(90), "1m left");
+        assert_eq!(time_left(0), "0s left");
+        assert_eq!(time_left(-5), "expired 5s ago");
     }
 
     #[test]

@@ -80,10 +80,25 @@ impl Issuer<'_> {
         reuse_from_store: bool,
     ) -> Result<Obtained, IssueError> {
         self.preflight(c).await?;
-        let key = match (
-            c.reuse_key && reuse_from_store,
-            self.store.lineage(c.name())?,
-        ) {
+        // A damaged lineage's key is not trusted: it may not be the key of
+        // its certificate. A new one is made and the lineage replaced whole.
+        let reusable = if c.reuse_key && reuse_from_store {
+            match self.store.inspect(c.name()) {
+                Some(i) if i.is_healthy() => i.current.map(|cur| cur.lineage),
+                Some(i) => {
+                    tracing::warn!(
+                        certificate = c.name(),
+                        "not reusing the key of a damaged lineage: {}",
+                        i.summary()
+                    );
+                    None
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let key = match (c.reuse_key && reuse_from_store, reusable) {
             (true, Some(l)) => {
                 let p = l.path("privkey");
                 let pem = std::fs::read_to_string(&p).map_err(crate::store::io_err("read", &p))?;
@@ -125,6 +140,7 @@ impl Issuer<'_> {
     pub async fn issue(&self, c: &CertificateConfig) -> Result<(u32, CertFacts), IssueError> {
         let got = self.obtain(c, None, true).await?;
         let v = self.store.write_version(c.name(), &got.version)?;
+        self.store.verify_version(c.name(), v)?;
         self.store.activate(c.name(), v)?;
         Ok((v, got.leaf))
     }

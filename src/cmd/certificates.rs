@@ -5,21 +5,30 @@ use time::OffsetDateTime;
 
 use super::{report, EXIT_FAILURE, EXIT_OK};
 use crate::config::Config;
+use crate::store::check::Damage;
 use crate::store::Store;
 
-/// One lineage as printed by `certificates --json`. Field names are a stable interface.
+/// One lineage as printed by `certificates --json`. Field names are a stable
+/// interface. A damaged lineage has `status` "damaged", its `problems` and the
+/// `repair` command; fields read from its certificate are null when cert.pem
+/// could not be read.
 #[derive(Debug, Serialize)]
 pub struct Listing {
     pub name: String,
+    /// "ok" or "damaged".
+    pub status: &'static str,
+    pub problems: Vec<Damage>,
+    /// The command that repairs a damaged lineage (null when healthy).
+    pub repair: Option<String>,
     pub domains: Vec<String>,
-    pub not_before: String,
-    pub not_after: String,
-    pub days_left: i64,
-    pub issuer: String,
-    pub key_type: String,
-    pub serial: String,
-    pub fingerprint_sha256: String,
-    pub version: u32,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub days_left: Option<i64>,
+    pub issuer: Option<String>,
+    pub key_type: Option<String>,
+    pub serial: Option<String>,
+    pub fingerprint_sha256: Option<String>,
+    pub version: Option<u32>,
     pub cert_path: String,
     pub chain_path: String,
     pub fullchain_path: String,
@@ -33,38 +42,66 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// Every lineage in the store, healthy or not; Err only when the store
+/// itself cannot be read.
 pub fn list(store: &Store, config: &Config) -> Result<Vec<Listing>, crate::store::StoreError> {
     let now = OffsetDateTime::now_utc();
     let mut out = Vec::new();
     for name in store.lineage_names()? {
-        let Some(cur) = store.current(&name)? else {
+        let Some(inspection) = store.inspect(&name) else {
             continue;
         };
-        let l = &cur.lineage;
-        let p = |k: &str| l.path(k).display().to_string();
+        let live = store.live_dir(&name);
+        let p = |k: &str| live.join(format!("{k}.pem")).display().to_string();
+        let leaf = inspection.current.as_ref().map(|c| &c.leaf);
+        let healthy = inspection.is_healthy();
         out.push(Listing {
-            domains: cur.leaf.sans.clone(),
-            not_before: rfc3339(cur.leaf.not_before),
-            not_after: rfc3339(cur.leaf.not_after),
-            days_left: cur.leaf.days_left(now),
-            issuer: cur.leaf.issuer.clone(),
-            key_type: cur.leaf.key_type.clone(),
-            serial: cur.leaf.serial.clone(),
-            fingerprint_sha256: cur.leaf.fingerprint.clone(),
-            version: l.version,
+            status: if healthy { "ok" } else { "damaged" },
+            repair: (!healthy).then(|| inspection.repair()),
+            domains: leaf.map(|l| l.sans.clone()).unwrap_or_default(),
+            not_before: leaf.map(|l| rfc3339(l.not_before)),
+            not_after: leaf.map(|l| rfc3339(l.not_after)),
+            days_left: leaf.map(|l| l.days_left(now)),
+            issuer: leaf.map(|l| l.issuer.clone()),
+            key_type: leaf.map(|l| l.key_type.clone()),
+            serial: leaf.map(|l| l.serial.clone()),
+            fingerprint_sha256: leaf.map(|l| l.fingerprint.clone()),
+            version: inspection
+                .current
+                .as_ref()
+                .map(|c| c.lineage.version)
+                .filter(|v| *v > 0),
             cert_path: p("cert"),
             chain_path: p("chain"),
             fullchain_path: p("fullchain"),
             privkey_path: p("privkey"),
             configured: config.certificate(&name).is_some(),
+            problems: inspection.damage,
             name,
         });
     }
     Ok(out)
 }
 
+/// Lists the store. Exit 1 when the store does not exist or any lineage is
+/// damaged (every lineage is still listed).
 pub fn run(config: &Config, json: bool) -> u8 {
     let store = Store::new(&config.store);
+    if let Err(e) = std::fs::metadata(store.root()) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            eprintln!(
+                "error: the store {} does not exist: nothing was issued with this config yet \
+                 (run `certkeep issue --all`), or `store` in the config points at the wrong directory",
+                store.root().display()
+            );
+        } else {
+            eprintln!(
+                "error: cannot read the store {}: {e}",
+                store.root().display()
+            );
+        }
+        return EXIT_FAILURE;
+    }
     let listing = match list(&store, config) {
         Ok(l) => l,
         Err(e) => {
@@ -72,6 +109,8 @@ pub fn run(config: &Config, json: bool) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    let damaged = listing.iter().filter(|l| l.status != "ok").count();
+    let code = if damaged > 0 { EXIT_FAILURE } else { EXIT_OK };
     if json {
         match serde_json::to_string_pretty(&listing) {
             Ok(s) => println!("{s}"),
@@ -80,31 +119,57 @@ pub fn run(config: &Config, json: bool) -> u8 {
                 return EXIT_FAILURE;
             }
         }
-        return EXIT_OK;
+        return code;
     }
     if listing.is_empty() {
         println!("No certificates in {}.", store.root().display());
         return EXIT_OK;
     }
+    let now = OffsetDateTime::now_utc();
     for l in &listing {
-        let days = if l.days_left < 0 {
-            format!("EXPIRED {} days ago", -l.days_left)
-        } else {
-            format!("{} days left", l.days_left)
-        };
+        let version = l
+            .version
+            .map(|v| format!("version {v}"))
+            .unwrap_or_else(|| "version unknown".into());
         println!(
-            "{} (version {}{})",
+            "{} ({version}{}{})",
             l.name,
-            l.version,
-            if l.configured { "" } else { ", not in config" }
+            if l.configured { "" } else { ", not in config" },
+            if l.status == "ok" { "" } else { ", DAMAGED" }
         );
-        println!("  domains:   {}", l.domains.join(", "));
-        println!("  expires:   {} ({days})", l.not_after);
-        println!("  issuer:    {}", l.issuer);
-        println!("  key type:  {}", l.key_type);
-        println!("  serial:    {}", l.serial);
+        for d in &l.problems {
+            println!("  problem:   {}: {}", d.check, d.detail);
+        }
+        if let Some(r) = &l.repair {
+            println!("  repair:    {r}");
+        }
+        if !l.domains.is_empty() {
+            println!("  domains:   {}", l.domains.join(", "));
+        }
+        if let Some(na) = &l.not_after {
+            let left =
+                time::OffsetDateTime::parse(na, &time::format_description::well_known::Rfc3339)
+                    .map(|t| crate::cert::time_left((t - now).whole_seconds()))
+                    .unwrap_or_default();
+            println!("  expires:   {na} ({left})");
+        }
+        for (label, v) in [
+            ("issuer", &l.issuer),
+            ("key type", &l.key_type),
+            ("serial", &l.serial),
+        ] {
+            if let Some(v) = v {
+                println!("  {:<10} {v}", format!("{label}:"));
+            }
+        }
         println!("  fullchain: {}", l.fullchain_path);
         println!("  privkey:   {}", l.privkey_path);
     }
-    EXIT_OK
+    if damaged > 0 {
+        eprintln!(
+            "error: {damaged} of {} lineage(s) damaged; see the problems and repair commands above",
+            listing.len()
+        );
+    }
+    code
 }

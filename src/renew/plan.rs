@@ -151,11 +151,16 @@ impl std::fmt::Display for Reason {
             }
             Reason::Threshold { left, threshold } => write!(
                 f,
-                "{} left, renewing at {}",
-                human(*left),
+                "{}, renewing at {} left",
+                crate::cert::time_left(left.whole_seconds()),
                 human(*threshold)
             ),
-            Reason::NearExpiry { left } => write!(f, "only {} left", human(*left)),
+            Reason::NearExpiry { left } if left.is_negative() => {
+                write!(f, "{}", crate::cert::time_left(left.whole_seconds()))
+            }
+            Reason::NearExpiry { left } => {
+                write!(f, "only {}", crate::cert::time_left(left.whole_seconds()))
+            }
         }
     }
 }

@@ -250,6 +250,14 @@ fn human_durations() {
     assert_eq!(human(Duration::minutes(90)), "1h 30m");
     assert_eq!(human(Duration::seconds(42)), "42s");
     assert_eq!(human(Duration::seconds(-3600)), "-1h 0m");
+    let expired = Reason::NearExpiry {
+        left: -(Duration::days(6) + Duration::hours(4)),
+    };
+    assert_eq!(expired.to_string(), "expired 6d 4h ago");
+    let soon = Reason::NearExpiry {
+        left: Duration::days(2) + Duration::hours(1),
+    };
+    assert_eq!(soon.to_string(), "only 2d 1h left");
 }
 
 #[test]

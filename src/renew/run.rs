@@ -122,7 +122,8 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     // Current certificates.
     let mut current: Vec<(&CertificateConfig, Option<Current>)> = Vec::new();
     for c in selected {
-        match store.current(c.name()) {
+        // A damaged lineage is a failure of its own, never of the run.
+        match store.current_checked(c.name()) {
             Ok(cur) => current.push((c, cur)),
             Err(e) => out.failed.push(Failed {
                 name: c.name().into(),
@@ -316,6 +317,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
         }
         let stored_version = store
             .write_version(c.name(), &got.version)
+            .and_then(|v| store.verify_version(c.name(), v).map(|()| v))
             .and_then(|v| store.activate(c.name(), v).map(|()| v));
         match stored_version {
             Ok(v) => {

@@ -12,6 +12,7 @@
 //! (`RENAME_EXCHANGE`), so a crash leaves the old set or the new set.
 
 pub mod atomic;
+pub mod check;
 pub mod lock;
 
 use std::fs;
@@ -38,6 +39,12 @@ pub enum StoreError {
         name: String,
         path: PathBuf,
         detail: String,
+    },
+    #[error("lineage {name:?} is damaged: {problems}; repair it with `{repair}`")]
+    Unhealthy {
+        name: String,
+        problems: String,
+        repair: String,
     },
     #[error("{path}: {source}")]
     Cert {
@@ -136,7 +143,9 @@ impl Store {
         Ok(())
     }
 
-    /// Names of all lineages under live/, sorted.
+    /// Names of all lineages under live/, sorted: every entry but hidden
+    /// ones and certbot's README, so that a file or dangling link where a
+    /// lineage directory should be is listed (and reported damaged).
     pub fn lineage_names(&self) -> Result<Vec<String>, StoreError> {
         let live = self.root.join("live");
         let entries = match fs::read_dir(&live) {
@@ -148,7 +157,7 @@ impl Store {
         for entry in entries {
             let entry = entry.map_err(io_err("read", &live))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !entry.path().is_dir() {
+            if name.starts_with('.') || name == "README" {
                 continue;
             }
             names.push(name);
@@ -293,7 +302,8 @@ impl Store {
         fs::write(&readme, LIVE_README).map_err(io_err("write", &readme))?;
         atomic::sync_dir(&fresh).map_err(io_err("sync", &fresh))?;
 
-        if !live.exists() {
+        self.set_aside_if_damaged(name)?;
+        if fs::symlink_metadata(&live).is_err() {
             fs::rename(&fresh, &live).map_err(io_err("rename into", &live))?;
         } else if atomic::exchange(&fresh, &live).map_err(io_err("swap", &live))? {
             // `fresh` now holds the previous links.
@@ -313,6 +323,43 @@ impl Store {
         Ok(())
     }
 
+    /// Moves `live/<name>` aside (to `live/.<name>.damaged-<unix time>`,
+    /// kept, not deleted) when it is not a certkeep lineage directory: a file,
+    /// a link, or a directory holding anything but links and the README. A
+    /// user's own files there are never deleted by a new version.
+    fn set_aside_if_damaged(&self, name: &str) -> Result<(), StoreError> {
+        let live = self.live_dir(name);
+        let Ok(meta) = fs::symlink_metadata(&live) else {
+            return Ok(());
+        };
+        let ours = meta.is_dir()
+            && fs::read_dir(&live)
+                .map_err(io_err("read", &live))?
+                .flatten()
+                .all(|e| {
+                    e.file_name() == "README"
+                        || e.file_type().map(|t| t.is_symlink()).unwrap_or(false)
+                });
+        if ours {
+            return Ok(());
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = self
+            .root
+            .join("live")
+            .join(format!(".{name}.damaged-{stamp}"));
+        fs::rename(&live, &aside).map_err(io_err("move aside", &live))?;
+        tracing::warn!(
+            lineage = name,
+            kept = %aside.display(),
+            "the damaged live directory was moved aside"
+        );
+        Ok(())
+    }
+
     /// Removes what an interrupted run left behind: temporary files and
     /// directories, and archive versions newer than live that are incomplete.
     pub fn recover(&self) -> Result<Vec<PathBuf>, StoreError> {
@@ -322,25 +369,44 @@ impl Store {
             remove_temps(&dir, &mut removed)?;
         }
         for name in self.lineage_names()? {
-            let dir = self.archive_dir(&name);
-            remove_temps(&dir, &mut removed)?;
-            let live_version = self.lineage(&name)?.map(|l| l.version).unwrap_or(0);
-            let max = self.max_archive_version(&name)?;
-            for v in (live_version + 1)..=max {
-                let files: Vec<PathBuf> = KINDS
-                    .iter()
-                    .map(|k| dir.join(format!("{k}{v}.pem")))
-                    .collect();
-                let present = files.iter().filter(|f| f.exists()).count();
-                if present > 0 && present < KINDS.len() {
-                    for f in files.into_iter().filter(|f| f.exists()) {
-                        fs::remove_file(&f).map_err(io_err("remove", &f))?;
-                        removed.push(f);
-                    }
-                }
+            // One lineage that cannot be cleaned is that lineage's problem
+            // (reported by its own checks), never the whole store's.
+            if let Err(e) = self.recover_lineage(&name, &mut removed) {
+                tracing::warn!(lineage = %name, "cannot clean up the lineage: {e}");
             }
         }
         Ok(removed)
+    }
+}
+
+impl Store {
+    fn recover_lineage(&self, name: &str, removed: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+        let dir = self.archive_dir(name);
+        remove_temps(&dir, removed)?;
+        // A damaged lineage is reported elsewhere; its archive is left as it
+        // is, since which version is live is not known.
+        let live_version = match self.lineage(name) {
+            Ok(l) => l.map(|l| l.version).unwrap_or(0),
+            Err(e) => {
+                tracing::debug!(lineage = %name, "not cleaning a damaged lineage: {e}");
+                return Ok(());
+            }
+        };
+        let max = self.max_archive_version(name)?;
+        for v in (live_version + 1)..=max {
+            let files: Vec<PathBuf> = KINDS
+                .iter()
+                .map(|k| dir.join(format!("{k}{v}.pem")))
+                .collect();
+            let present = files.iter().filter(|f| f.exists()).count();
+            if present > 0 && present < KINDS.len() {
+                for f in files.into_iter().filter(|f| f.exists()) {
+                    fs::remove_file(&f).map_err(io_err("remove", &f))?;
+                    removed.push(f);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
