@@ -17,3 +17,4 @@ mod probe_sslscan;
 mod renew;
 mod renew_alerts;
 mod secrets;
+mod store;
