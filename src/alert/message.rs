@@ -140,7 +140,7 @@ pub fn test_notification(channel: &str, now: Ts) -> Notification {
     details.insert("host".into(), hostname());
     Notification {
         id: format!("test:{channel}#{now}"),
-        key: format!("test:{channel}"),
+        key: format!("test:{channel}:test"),
         kind: Kind::Test,
         severity: Severity::Critical,
         summary: format!("certkeep test message for channel {channel}"),

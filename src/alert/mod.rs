@@ -11,9 +11,9 @@
 //! use certkeep::alert::{Alerter, Problem, Severity};
 //! let mut alerter = Alerter::load(config, store).await?;
 //! let now = std::time::SystemTime::now();
-//! let problems = vec![Problem::new("renew:example.com", Severity::Critical, "renewal of example.com failed")
+//! let problems = vec![Problem::new("renew:example.com:renewal", Severity::Critical, "renewal of example.com failed")
 //!     .detail("certificate", "example.com")];
-//! alerter.observe(now, problems, &["renew:www.example.com".to_string()]);
+//! alerter.observe(now, problems, &["renew:www.example.com:renewal".to_string()]);
 //! let report = alerter.flush(now).await?; // sends what is due and saves the state
 //! # let _ = report; Ok(()) }
 //! ```
@@ -107,7 +107,10 @@ pub fn read_state(path: &Path, now: SystemTime) -> Result<Option<AlertState>, Al
         }
     }
     match serde_json::from_slice::<AlertState>(&bytes) {
-        Ok(s) => Ok(Some(s)),
+        Ok(mut s) => {
+            s.migrate_legacy_keys();
+            Ok(Some(s))
+        }
         Err(e) => {
             let mut kept = path.as_os_str().to_owned();
             kept.push(format!(".corrupt-{}", unix(now)));

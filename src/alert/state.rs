@@ -82,6 +82,26 @@ pub struct Problem {
     pub threshold: Option<u32>,
 }
 
+/// The check name of a key `kind:subject:check` (its last part): short and
+/// stable, what receivers group on (`alertname`).
+pub fn check_of(key: &str) -> &str {
+    key.rsplit(':').next().unwrap_or(key)
+}
+
+/// A key of an earlier release, mapped to its `kind:subject:check` form, so
+/// an alert opened before an upgrade still resolves after it.
+pub fn current_key(key: &str) -> Option<String> {
+    match key {
+        "renew:run" => Some("renew:run:deploy".into()),
+        "agent:ca-unreachable" => Some("agent:ca:reachable".into()),
+        "agent:renewal-check" => Some("agent:renewal-check:run".into()),
+        _ => {
+            let name = key.strip_prefix("renew:")?;
+            (!name.contains(':')).then(|| format!("renew:{name}:renewal"))
+        }
+    }
+}
+
 impl Problem {
     pub fn new(key: impl Into<String>, severity: Severity, summary: impl Into<String>) -> Self {
         Self {
@@ -304,6 +324,22 @@ impl Default for AlertState {
 }
 
 impl AlertState {
+    /// Renames the alert records of keys from earlier releases
+    /// ([`current_key`]); a record already under the new key wins.
+    pub fn migrate_legacy_keys(&mut self) {
+        let old: Vec<String> = self
+            .alerts
+            .keys()
+            .filter(|k| current_key(k).is_some())
+            .cloned()
+            .collect();
+        for k in old {
+            if let (Some(new), Some(r)) = (current_key(&k), self.alerts.remove(&k)) {
+                self.alerts.entry(new).or_insert(r);
+            }
+        }
+    }
+
     fn notification(&mut self, key: &str, kind: Kind, r: &Record, now: Ts) -> Notification {
         let id = format!("{key}#{}", self.next_id);
         self.next_id += 1;

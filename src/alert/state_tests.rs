@@ -554,3 +554,40 @@ fn dropped_channel_loses_only_its_queue() {
     assert_eq!(due.len(), 1);
     assert!(due.contains_key("mail"));
 }
+
+#[test]
+fn keys_of_earlier_releases_are_migrated() {
+    assert_eq!(
+        current_key("renew:shop").as_deref(),
+        Some("renew:shop:renewal")
+    );
+    assert_eq!(
+        current_key("renew:run").as_deref(),
+        Some("renew:run:deploy")
+    );
+    assert_eq!(
+        current_key("agent:ca-unreachable").as_deref(),
+        Some("agent:ca:reachable")
+    );
+    assert_eq!(current_key("renew:shop:renewal"), None);
+    assert_eq!(current_key("probe:a.example:443:expiry"), None);
+    assert_eq!(check_of("probe:a.example:443:expiry"), "expiry");
+    assert_eq!(check_of("renew:shop:renewal"), "renewal");
+
+    let mut h = Bed::new();
+    h.run(&[crit("renew:shop")], &[]);
+    h.state.migrate_legacy_keys();
+    assert!(h.state.alerts.contains_key("renew:shop:renewal"));
+    assert!(!h.state.alerts.contains_key("renew:shop"));
+    // The alert opened under the old key resolves under the new one.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        h.advance(D);
+        sent.extend(h.run(&[], &["renew:shop:renewal"]));
+    }
+    assert!(
+        sent.iter()
+            .any(|(k, kind)| k == "renew:shop:renewal" && *kind == Kind::Resolved),
+        "{sent:?}"
+    );
+}

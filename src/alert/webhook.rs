@@ -10,7 +10,7 @@
 //!   "alerts": [{
 //!     "status": "firing",          // or "resolved"
 //!     "kind": "firing",            // firing|escalated|threshold|repeat|resolved|test
-//!     "labels": {"alertname": "...", "key": "...", "severity": "critical", ...},
+//!     "labels": {"alertname": "<check>", "check": "<check>", "key": "<kind:subject:check>", "severity": "critical", ...},
 //!     "annotations": {"summary": "...", ...details},
 //!     "startsAt": "2026-01-02T03:04:05Z",
 //!     "endsAt": "0001-01-01T00:00:00Z",   // the resolution time when resolved
@@ -32,8 +32,9 @@ use super::state::Notification;
 /// Version of the payload format; bumped on any incompatible change.
 pub const PAYLOAD_VERSION: &str = "1";
 
-/// Detail names that become labels (identity); the others are annotations.
-const LABEL_DETAILS: [&str; 3] = ["endpoint", "certificate", "problem"];
+/// Detail names that become labels (identity: stable for the alert's
+/// life); the others, with every variable text, are annotations.
+const LABEL_DETAILS: [&str; 2] = ["endpoint", "certificate"];
 
 pub async fn send(
     c: &WebhookChannel,
@@ -73,8 +74,9 @@ pub fn payload(receiver: &str, batch: &[Notification]) -> Value {
         .iter()
         .map(|n| {
             let mut labels = BTreeMap::new();
-            let alertname = n.details.get("problem").cloned().unwrap_or_else(|| n.key.clone());
-            labels.insert("alertname".to_string(), alertname);
+            let check = super::state::check_of(&n.key).to_string();
+            labels.insert("alertname".to_string(), check.clone());
+            labels.insert("check".to_string(), check);
             labels.insert("key".to_string(), n.key.clone());
             labels.insert("severity".to_string(), n.severity.as_str().to_string());
             let mut annotations = BTreeMap::new();
@@ -122,10 +124,40 @@ mod tests {
         assert_eq!(v["version"], "1");
         assert_eq!(v["status"], "resolved");
         let a = &v["alerts"][0];
-        assert_eq!(a["labels"]["alertname"], "test message");
+        assert_eq!(a["labels"]["alertname"], "test");
+        assert_eq!(a["annotations"]["problem"], "test message");
         assert_eq!(a["labels"]["severity"], "critical");
         assert_eq!(a["startsAt"], "1970-01-01T00:01:00Z");
         assert_eq!(a["endsAt"], "1970-01-01T00:02:00Z");
         assert_eq!(a["fingerprint"].as_str().unwrap().len(), 16);
+    }
+
+    #[test]
+    fn identity_does_not_depend_on_the_error_text() {
+        let mut firing = crate::alert::message::test_notification("h", 60);
+        firing.kind = Kind::Firing;
+        firing.key = "renew:shop:renewal".into();
+        firing.details.insert("certificate".into(), "shop".into());
+        let mut resolved = firing.clone();
+        resolved.kind = Kind::Resolved;
+        resolved.at = 120;
+        firing
+            .details
+            .insert("problem".into(), "self-check token abc123 failed".into());
+        resolved
+            .details
+            .insert("problem".into(), "self-check token def456 failed".into());
+        let f = payload("h", &[firing]);
+        let r = payload("h", &[resolved]);
+        let (f, r) = (&f["alerts"][0], &r["alerts"][0]);
+        assert_eq!(f["labels"], r["labels"]);
+        assert_eq!(f["fingerprint"], r["fingerprint"]);
+        assert_eq!(f["labels"]["alertname"], "renewal");
+        assert_eq!(f["labels"]["certificate"], "shop");
+        assert!(!f["labels"].to_string().contains("abc123"), "{f}");
+        assert_eq!(
+            f["annotations"]["problem"],
+            "self-check token abc123 failed"
+        );
     }
 }

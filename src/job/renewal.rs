@@ -8,7 +8,7 @@ use crate::renew::run::{self, Options, Outcome, RunError};
 
 /// Key of the "could not run its renewal check" alert. A check that runs
 /// (whatever it finds) resolves it.
-pub const CHECK_KEY: &str = "agent:renewal-check";
+pub const CHECK_KEY: &str = "agent:renewal-check:run";
 
 /// What a renewal check did.
 #[derive(Debug)]

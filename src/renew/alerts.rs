@@ -9,15 +9,17 @@ use crate::alert::{Problem, Severity};
 
 use super::run::Outcome;
 
-/// Key of the run-level problem (nginx, hooks, state).
-pub const RUN_KEY: &str = "renew:run";
+/// Key of the run-level problem (nginx, hooks, state). Keys are
+/// `kind:subject:check`, never error text: what went wrong is in the details.
+pub const RUN_KEY: &str = "renew:run:deploy";
 
+/// Key of a certificate's renewal (or deploy) failure.
 pub fn key(name: &str) -> String {
-    format!("renew:{name}")
+    format!("renew:{name}:renewal")
 }
 
 /// Key of the "CA unreachable for too long" problem.
-pub const CA_KEY: &str = "agent:ca-unreachable";
+pub const CA_KEY: &str = "agent:ca:reachable";
 
 /// Problems and checked-OK keys from a run's outcome. `ca_bound`: how long
 /// the CA may be unreachable before it is a problem of its own.
@@ -144,9 +146,9 @@ mod tests {
             ..Outcome::default()
         };
         let (problems, ok) = observations(&o, OffsetDateTime::now_utc(), HOUR);
-        assert_eq!(ok, vec!["renew:a", "renew:b", RUN_KEY]);
+        assert_eq!(ok, vec!["renew:a:renewal", "renew:b:renewal", RUN_KEY]);
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].key, "renew:c");
+        assert_eq!(problems[0].key, "renew:c:renewal");
         assert_eq!(problems[0].severity, Severity::Critical);
         assert_eq!(problems[0].details["problem"], "self-check failed");
         assert_eq!(problems[0].details["expires"], "2027-01-01T00:00:00Z");

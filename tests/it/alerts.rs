@@ -598,3 +598,82 @@ async fn starttls_is_required_not_opportunistic() {
     );
     assert_eq!(report.queued, 1);
 }
+
+/// The webhook payloads for a renewal that fails with an error holding the
+/// self-check's random token (twice: a new token each run), then succeeds:
+/// the firing and the resolved alert carry the same short labels and
+/// fingerprint, with the token only in the annotations.
+#[test]
+fn alert_identity_is_stable_across_changing_error_text() {
+    use crate::common::{assert_exit, text, Bed as AcmeBed, PebbleOptions};
+    let Some(bed) = AcmeBed::start(PebbleOptions::default()) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(Receiver::start(vec![]));
+    let unserved = bed.dir.path().join("unserved");
+    std::fs::create_dir_all(&unserved).unwrap();
+    let config = |webroot: &Path| {
+        format!(
+            "\n[alert]\nresolve_after_checks = 1\n\n[[alert.channel]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{}\"\n\n[[certificate]]\nname = \"tok\"\ndomains = [\"tok.test\"]\nwebroot = \"{}\"\nconfirm = false\n",
+            receiver.url("/hook"),
+            webroot.display()
+        )
+    };
+    bed.write_config(&config(&unserved));
+    let first = bed.certkeep(&["renew"]);
+    assert_exit(&first, 1);
+    let second = bed.certkeep(&["renew"]);
+    assert_exit(&second, 1);
+    let token = |o: &std::process::Output| {
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        let at = e
+            .find("certkeep-selfcheck-")
+            .unwrap_or_else(|| panic!("{}", text(o)));
+        e[at..at + "certkeep-selfcheck-".len() + 16].to_string()
+    };
+    let (t1, t2) = (token(&first), token(&second));
+    assert_ne!(t1, t2, "each self-check uses a new token");
+
+    bed.write_config(&config(&bed.webroot));
+    let fixed = bed.certkeep(&["renew"]);
+    assert_exit(&fixed, 0);
+
+    let messages: Vec<serde_json::Value> = receiver.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(messages.len(), 2, "firing, then resolved: {messages:?}");
+    let firing = &messages[0]["alerts"][0];
+    let resolved = &messages[1]["alerts"][0];
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(firing["labels"], resolved["labels"]);
+    assert_eq!(firing["fingerprint"], resolved["fingerprint"]);
+    assert_eq!(
+        firing["labels"],
+        serde_json::json!({
+            "alertname": "renewal",
+            "check": "renewal",
+            "key": "renew:tok:renewal",
+            "severity": "critical",
+            "certificate": "tok",
+        })
+    );
+    for a in [firing, resolved] {
+        let identity = format!("{} {}", a["labels"], a["fingerprint"]);
+        assert!(!identity.contains("selfcheck"), "{a}");
+    }
+    // The variable text is still there, in the annotations.
+    assert!(
+        firing["annotations"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains(&t1),
+        "{firing}"
+    );
+    assert!(
+        resolved["annotations"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains(&t2),
+        "{resolved}"
+    );
+}

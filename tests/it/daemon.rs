@@ -248,7 +248,7 @@ fn daemon_alerts_when_its_renewal_check_cannot_run() {
     assert_eq!(sent.len(), 1, "one message: {sent:?}\n{log}");
     assert_eq!(sent[0]["status"], "firing");
     let a = &sent[0]["alerts"][0];
-    assert_eq!(a["labels"]["key"], "agent:renewal-check", "{a}");
+    assert_eq!(a["labels"]["key"], "agent:renewal-check:run", "{a}");
     assert_eq!(a["labels"]["severity"], "critical", "{a}");
     assert_eq!(
         a["annotations"]["summary"], "certkeep could not run its renewal check",

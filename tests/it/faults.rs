@@ -403,14 +403,14 @@ fn ca_down_past_the_bound_raises_an_alert_then_resolves() {
     assert!(
         first
             .iter()
-            .all(|(_, keys)| !keys.iter().any(|k| k == "agent:ca-unreachable")),
+            .all(|(_, keys)| !keys.iter().any(|k| k == "agent:ca:reachable")),
         "no CA alert before the bound: {first:?}\n{}",
         text(&out)
     );
     assert!(
         first
             .iter()
-            .any(|(s, keys)| s == "firing" && keys.iter().any(|k| k == "renew:cau")),
+            .any(|(s, keys)| s == "firing" && keys.iter().any(|k| k == "renew:cau:renewal")),
         "{first:?}"
     );
 
@@ -423,7 +423,7 @@ fn ca_down_past_the_bound_raises_an_alert_then_resolves() {
     let second = messages(&hook);
     let ca_firing = second
         .iter()
-        .filter(|(s, keys)| s == "firing" && keys.iter().any(|k| k == "agent:ca-unreachable"))
+        .filter(|(s, keys)| s == "firing" && keys.iter().any(|k| k == "agent:ca:reachable"))
         .count();
     assert_eq!(ca_firing, 1, "{second:?}\n{}", text(&out));
 
@@ -431,7 +431,7 @@ fn ca_down_past_the_bound_raises_an_alert_then_resolves() {
     proxy.set(Fault::Pass);
     assert_exit(&bed.certkeep(&["renew", "--force"]), 0);
     let third = messages(&hook);
-    for key in ["agent:ca-unreachable", "renew:cau"] {
+    for key in ["agent:ca:reachable", "renew:cau:renewal"] {
         assert!(
             third
                 .iter()

@@ -42,7 +42,7 @@ fn failed_renewal_fires_once_and_resolves_after_success() {
     assert_eq!(firing.len(), 1, "one message: {firing:?}\n{}", text(&out));
     assert_eq!(firing[0]["status"], "firing");
     let a = &firing[0]["alerts"][0];
-    assert_eq!(a["labels"]["key"], "renew:shop");
+    assert_eq!(a["labels"]["key"], "renew:shop:renewal");
     assert_eq!(a["labels"]["severity"], "critical");
     assert!(a.to_string().contains("self-check failed"), "{a}");
 
@@ -57,5 +57,5 @@ fn failed_renewal_fires_once_and_resolves_after_success() {
     let all: Vec<serde_json::Value> = receiver.requests().iter().map(|r| r.json()).collect();
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(all[1]["status"], "resolved");
-    assert_eq!(all[1]["alerts"][0]["labels"]["key"], "renew:shop");
+    assert_eq!(all[1]["alerts"][0]["labels"]["key"], "renew:shop:renewal");
 }

@@ -170,7 +170,10 @@ fn damaged_lineage_is_listed_skipped_and_repaired_while_others_renew() {
             assert_eq!(fired.len(), 1, "{what}");
             let msg = fired[0].json();
             assert_eq!(msg["status"], "firing");
-            assert_eq!(msg["alerts"][0]["labels"]["key"], "renew:b", "{msg}");
+            assert_eq!(
+                msg["alerts"][0]["labels"]["key"], "renew:b:renewal",
+                "{msg}"
+            );
         }
 
         // Repaired by the command it names; the store is healthy again.
