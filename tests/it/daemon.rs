@@ -53,15 +53,17 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
-        .arg("--config")
-        .arg(&bed.config)
-        .args(["run", "-v", "--log-format", "plain"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let pid = child.id();
     let log = Arc::new(Mutex::new(String::new()));
     let reader = {

@@ -1,5 +1,8 @@
 //! Test bed: a real Pebble ACME server, its DNS (pebble-challtestsrv) and a real
-//! nginx, each started on free loopback ports for one test and stopped on drop.
+//! nginx, each started on free loopback ports for one test and stopped on drop
+//! (also when the test panics: the handles stop their process by pid and wait
+//! for it). The in-process servers (SMTP, HTTP receiver, fault proxy, hostile
+//! endpoints) run on tokio tasks or runtimes that end with their handle.
 //!
 //! When a server binary is missing the test is skipped with a message, except
 //! under `CI=true`, where a missing server is a failure.
@@ -75,13 +78,16 @@ pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 /// Pebble + nginx + a store and webroot, with a config writer.
+///
+/// Fields drop in declaration order: the servers stop before `dir`, which
+/// holds their files, is removed.
 pub struct Bed {
-    pub dir: tempfile::TempDir,
     pub pebble: Pebble,
     pub nginx: Nginx,
     pub webroot: PathBuf,
     pub store: PathBuf,
     pub config: PathBuf,
+    pub dir: tempfile::TempDir,
 }
 
 impl Bed {
@@ -99,12 +105,12 @@ impl Bed {
         let store = dir.path().join("store");
         let config = dir.path().join("certkeep.toml");
         Some(Bed {
-            dir,
             pebble,
             nginx,
             webroot,
             store,
             config,
+            dir,
         })
     }
 
@@ -184,4 +190,30 @@ pub fn text(o: &Output) -> String {
 #[track_caller]
 pub fn assert_exit(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "{}", text(o));
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a
+/// test that panics halfway leaves no daemon running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
 }

@@ -1,9 +1,14 @@
 //! A real nginx on loopback: an HTTP server for the ACME webroot on a free
 //! port, plus TLS sites added as files under `sites/`.
+//!
+//! The master runs in the foreground (`daemon off;`) as a child of the test,
+//! so the handle knows its pid from the start and stops it on drop by pid,
+//! whether or not the prefix directory (and nginx's pid file in it) still
+//! exists by then.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{free_port, wait_for};
 
@@ -12,6 +17,7 @@ pub struct Nginx {
     pub conf: PathBuf,
     pub sites: PathBuf,
     pub http_port: u16,
+    master: Child,
 }
 
 impl Nginx {
@@ -41,7 +47,8 @@ impl Nginx {
         std::fs::write(
             &conf,
             format!(
-                r#"pid {p}/run/nginx.pid;
+                r#"daemon off;
+pid {p}/run/nginx.pid;
 error_log {p}/logs/error.log notice;
 worker_processes 1;
 events {{ worker_connections 256; }}
@@ -60,34 +67,35 @@ http {{
             ),
         )
         .expect("write nginx.conf");
-        let n = Nginx {
+        let stderr_log = prefix.join("logs/stderr.log");
+        let master = Command::new("nginx")
+            .args(args(&conf, prefix))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_log).expect("nginx stderr log"))
+            .spawn()
+            .expect("start nginx");
+        let mut n = Nginx {
             prefix: prefix.to_path_buf(),
             sites: prefix.join("sites"),
             conf,
             http_port,
+            master,
         };
-        let out = Command::new("nginx")
-            .args(n.args())
-            .output()
-            .expect("start nginx");
-        assert!(
-            out.status.success(),
-            "nginx failed to start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         wait_for("nginx", Duration::from_secs(10), || {
+            if let Ok(Some(status)) = n.master.try_wait() {
+                panic!(
+                    "nginx failed to start ({status}): {}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                );
+            }
             std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
         });
         n
     }
 
     fn args(&self) -> Vec<String> {
-        vec![
-            "-c".into(),
-            self.conf.display().to_string(),
-            "-p".into(),
-            self.prefix.display().to_string(),
-        ]
+        args(&self.conf, &self.prefix)
     }
 
     /// `nginx -t` for this instance, as an argv array.
@@ -155,11 +163,7 @@ http {{
     }
 
     fn master_pid(&self) -> u32 {
-        std::fs::read_to_string(self.prefix.join("run/nginx.pid"))
-            .expect("nginx pid file")
-            .trim()
-            .parse()
-            .expect("nginx pid")
+        self.master.id()
     }
 
     /// How many reloads nginx logged (its error log records each SIGHUP).
@@ -201,11 +205,47 @@ fn workers(master: u32) -> Vec<u32> {
     out
 }
 
+fn args(conf: &Path, prefix: &Path) -> Vec<String> {
+    vec![
+        "-c".into(),
+        conf.display().to_string(),
+        "-p".into(),
+        prefix.display().to_string(),
+    ]
+}
+
+/// How long nginx gets to stop after SIGTERM before it and its workers are
+/// killed. A loopback nginx with idle connections stops in milliseconds.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 impl Drop for Nginx {
+    /// Stops nginx by pid (SIGTERM, nginx's fast shutdown, which also stops
+    /// the workers), waits for the master to exit, and falls back to SIGKILL
+    /// for the workers and the master. Never needs the pid file.
     fn drop(&mut self) {
-        let _ = Command::new("nginx")
-            .args(["-s", "stop"])
-            .args(self.args())
-            .output();
+        let pid = self.master.id();
+        if let Ok(Some(_)) = self.master.try_wait() {
+            return;
+        }
+        // SAFETY: kill(2) with a pid of our own unreaped child and a valid signal.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < STOP_GRACE {
+            if let Ok(Some(_)) = self.master.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("nginx (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}: killing it");
+        for w in workers(pid) {
+            // SAFETY: kill(2) on the workers of our child, valid signal.
+            unsafe {
+                libc::kill(w as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
     }
 }

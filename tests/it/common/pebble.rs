@@ -78,7 +78,10 @@ impl Pebble {
         }});
         std::fs::write(dir.join("pebble.json"), config.to_string()).expect("write");
         let log = dir.join("pebble.log");
+        // Both run in `dir`, so a leftover process can be traced to its test
+        // (scripts/test.sh looks for processes inside the test temp dirs).
         let dns = Command::new("pebble-challtestsrv")
+            .current_dir(dir)
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
             .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", ""])
@@ -88,6 +91,7 @@ impl Pebble {
             .spawn()
             .expect("start pebble-challtestsrv");
         let pebble = Command::new("pebble")
+            .current_dir(dir)
             .arg("-config")
             .arg(dir.join("pebble.json"))
             .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
