@@ -18,3 +18,4 @@ mod renew;
 mod renew_alerts;
 mod secrets;
 mod store;
+mod units;
