@@ -17,5 +17,6 @@ mod probe_sslscan;
 mod renew;
 mod renew_alerts;
 mod secrets;
+mod staging;
 mod store;
 mod units;

@@ -52,8 +52,8 @@ struct State {
 }
 
 pub struct FaultProxy {
-    // Dropping the runtime stops the proxy.
-    _rt: tokio::runtime::Runtime,
+    // Shutting the runtime down (on drop) stops the proxy.
+    rt: Option<tokio::runtime::Runtime>,
     state: Arc<Mutex<State>>,
     /// The ACME directory URL through the proxy.
     pub directory: String,
@@ -82,7 +82,34 @@ impl FaultProxy {
         let pebble_ca = std::fs::read_to_string(&pebble.api_ca).expect("pebble api ca");
         let ca_bundle = dir.join("ca-bundle.pem");
         std::fs::write(&ca_bundle, format!("{}{pebble_ca}", ca.pem())).expect("write bundle");
+        Self::serve(
+            pebble,
+            leaf.der().to_vec(),
+            leaf_key.serialize_der(),
+            ca_bundle,
+        )
+    }
 
+    /// A pass-through proxy that presents Pebble's own API certificate, so
+    /// a client trusting Pebble (`pebble.api_ca`) trusts it too: a second
+    /// ACME directory URL for the same Pebble, whose requests are logged.
+    /// The test bed's staging CA.
+    pub fn start_as_pebble(pebble: &Pebble) -> FaultProxy {
+        Self::serve(
+            pebble,
+            pebble.api_cert_der.clone(),
+            pebble.api_key_der.clone(),
+            pebble.api_ca.clone(),
+        )
+    }
+
+    fn serve(
+        pebble: &Pebble,
+        leaf_der: Vec<u8>,
+        leaf_key_der: Vec<u8>,
+        ca_bundle: PathBuf,
+    ) -> FaultProxy {
+        let pebble_ca = std::fs::read_to_string(&pebble.api_ca).expect("pebble api ca");
         let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
@@ -90,8 +117,8 @@ impl FaultProxy {
         .expect("protocol versions")
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(leaf.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            vec![CertificateDer::from(leaf_der)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key_der)),
         )
         .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -115,9 +142,14 @@ impl FaultProxy {
             .enable_all()
             .build()
             .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind proxy");
+        // Bound without block_on, so a proxy can be started (and dropped)
+        // from async tests too.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let listener = {
+            let _guard = rt.enter();
+            tokio::net::TcpListener::from_std(std_listener).expect("proxy listener")
+        };
         let port = listener.local_addr().expect("addr").port();
         let own_base = format!("https://127.0.0.1:{port}");
         let state = Arc::new(Mutex::new(State {
@@ -150,7 +182,7 @@ impl FaultProxy {
             }
         });
         FaultProxy {
-            _rt: rt,
+            rt: Some(rt),
             state,
             directory: format!("{own_base}/dir"),
             ca_bundle,
@@ -172,6 +204,14 @@ impl FaultProxy {
     /// Every request seen so far.
     pub fn log(&self) -> Vec<Seen> {
         self.state.lock().unwrap().log.clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -82,6 +82,10 @@ pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 /// Fields drop in declaration order: the servers stop before `dir`, which
 /// holds their files, is removed.
 pub struct Bed {
+    /// `[acme] staging_directory`: a pass-through proxy to the same Pebble
+    /// on its own port, so a request to staging and one to production
+    /// (`pebble.directory`) can be told apart (`staging.log()`).
+    pub staging: fault_proxy::FaultProxy,
     pub pebble: Pebble,
     pub nginx: Nginx,
     pub webroot: PathBuf,
@@ -102,9 +106,11 @@ impl Bed {
         std::fs::set_permissions(&webroot, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let nginx = Nginx::start(&dir.path().join("nginx"), &webroot);
         let pebble = Pebble::start(&dir.path().join("pebble"), nginx.http_port, opts);
+        let staging = fault_proxy::FaultProxy::start_as_pebble(&pebble);
         let store = dir.path().join("store");
         let config = dir.path().join("certkeep.toml");
         Some(Bed {
+            staging,
             pebble,
             nginx,
             webroot,
@@ -121,7 +127,7 @@ impl Bed {
 
 [acme]
 directory = "{dir}"
-staging_directory = "{dir}"
+staging_directory = "{staging}"
 ca_bundle = "{ca}"
 email = "ops@example.com"
 order_timeout = "60s"
@@ -141,6 +147,7 @@ retry_budget = "60s"
 "#,
             store = self.store.display(),
             dir = self.pebble.directory,
+            staging = self.staging.directory,
             ca = self.pebble.api_ca.display(),
             port = self.nginx.http_port,
             test = self.nginx.test_command(),

@@ -34,6 +34,10 @@ pub struct Pebble {
     pub mgmt: String,
     /// Trust anchor for Pebble's own HTTPS API.
     pub api_ca: PathBuf,
+    /// Pebble's API certificate (DER) and its PKCS#8 key (DER), signed by
+    /// `api_ca`: a proxy presenting them is trusted like Pebble.
+    pub api_cert_der: Vec<u8>,
+    pub api_key_der: Vec<u8>,
     /// Root of the certificates Pebble issues (`/roots/0`).
     pub issuer_root: PathBuf,
     pub log: PathBuf,
@@ -108,6 +112,8 @@ impl Pebble {
             directory: format!("https://127.0.0.1:{acme_port}/dir"),
             mgmt: format!("https://127.0.0.1:{mgmt_port}"),
             api_ca,
+            api_cert_der: leaf.der().to_vec(),
+            api_key_der: leaf_key.serialize_der(),
             issuer_root: dir.join("issuer-root.pem"),
             log,
         };
