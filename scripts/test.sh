@@ -42,6 +42,11 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --locked --quiet
 scripts/verify-units.sh "$PWD/target/debug/certkeep"
+# `--all-targets` leaves out doctests: run them on their own.
+cargo test --doc --locked
+# The fuzz crate (its own workspace and lock file) must keep building; its
+# seeds and regressions are replayed by tests/it/fuzz_regressions.rs.
+(cd fuzz && CARGO_TARGET_DIR="$PWD/../target/fuzz-check" cargo check --locked --quiet)
 # The tests run even when one fails, so the check for leftover servers
 # runs after a failure too.
 status=0

@@ -10,8 +10,28 @@ use std::path::Path;
 #[test]
 fn fuzz_regressions_and_seeds_do_not_panic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    // Every cargo-fuzz target has an entry here, so none goes unreplayed.
+    let mut targets: Vec<String> = std::fs::read_dir(root.join("fuzz_targets"))
+        .expect("read fuzz/fuzz_targets")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    targets.sort();
+    let mut known: Vec<String> = entries::TARGETS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    known.sort();
+    assert_eq!(
+        targets, known,
+        "fuzz/fuzz_targets vs fuzz/entries.rs TARGETS"
+    );
     let mut replayed = 0;
     for (name, entry) in entries::TARGETS {
+        let before = replayed;
         for dir in ["regressions", "seeds"] {
             let Ok(rd) = std::fs::read_dir(root.join(dir).join(name)) else {
                 continue;
@@ -23,6 +43,7 @@ fn fuzz_regressions_and_seeds_do_not_panic() {
                 replayed += 1;
             }
         }
+        assert!(replayed > before, "{name}: no seed or regression input");
     }
     assert!(replayed > 0, "no inputs under {}", root.display());
 }
