@@ -176,7 +176,12 @@ fn key_type(x: &X509Certificate<'_>) -> String {
                 Some(o) if o == oid_registry::OID_EC_P256 => "ecdsa-p256".into(),
                 Some(o) if o == oid_registry::OID_NIST_EC_P384 => "ecdsa-p384".into(),
                 Some(o) if o == oid_registry::OID_NIST_EC_P521 => "ecdsa-p521".into(),
-                Some(o) => format!("ecdsa-{o}"),
+                Some(o) => match o.to_id_string().as_str() {
+                    "1.2.840.10045.3.1.1" => "ecdsa-p192".into(),
+                    "1.3.132.0.33" => "ecdsa-p224".into(),
+                    "1.3.132.0.10" => "ecdsa-secp256k1".into(),
+                    other => format!("ecdsa-{other}"),
+                },
                 None => "ecdsa".into(),
             }
         }

@@ -115,7 +115,7 @@ pub async fn served_leaf(endpoint: &str, sni: &str, timeout: Duration) -> Result
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
         .with_no_client_auth();
     let name =
         ServerName::try_from(sni.to_string()).map_err(|e| format!("invalid SNI name: {e}"))?;

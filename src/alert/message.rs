@@ -3,11 +3,12 @@
 use super::state::{Kind, Notification, Severity, Ts};
 
 /// Detail names shown first, in this order, with their labels.
-pub const FIELDS: [(&str, &str); 7] = [
+pub const FIELDS: [(&str, &str); 8] = [
     ("endpoint", "Endpoint"),
     ("certificate", "Certificate"),
     ("problem", "Problem"),
     ("days_left", "Days left"),
+    ("expires_first", "Expires first"),
     ("issuer", "Issuer"),
     ("serial", "Serial"),
     ("not_after", "Expires"),

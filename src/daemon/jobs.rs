@@ -39,10 +39,8 @@ pub async fn renew(config: &Config, metrics: &Shared) {
 /// One probe round over the configured endpoints, with alerts and metrics.
 pub async fn probe(config: &Config, metrics: &Shared) {
     match crate::job::probe_configured(config, Some(metrics)).await {
+        // Each endpoint's result is logged by the probe itself (-v).
         Ok(round) => {
-            for r in &round.reports {
-                tracing::info!(target = %r.target, verdict = r.verdict.as_str(), "probed");
-            }
             if let Some(e) = &round.alerts {
                 tracing::error!("alerts: {e}");
             }

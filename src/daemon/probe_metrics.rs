@@ -51,7 +51,9 @@ pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
         if let Some(c) = &r.certificate {
             expiry.push((t.clone(), c.not_after.unix_timestamp() as f64));
             earliest.push((t.clone(), c.earliest_expiry.unix_timestamp() as f64));
-            days.push((t.clone(), c.days_left as f64));
+            let mut l = t.clone();
+            l.push(("certificate".into(), c.expires_first.clone()));
+            days.push((l, c.days_left as f64));
         }
         for (name, o) in crate::probe::config::ProtocolName::ALL
             .iter()
@@ -106,7 +108,10 @@ pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
         ),
         (
             "certkeep_probe_ssl_days_left".into(),
-            s("Whole days until the served leaf expires.", days),
+            s(
+                "Whole days until the first certificate of the served chain expires; label certificate: leaf or intermediate.",
+                days,
+            ),
         ),
         (
             "certkeep_probe_tls_version_accepted".into(),

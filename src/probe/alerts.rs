@@ -53,8 +53,19 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
             .detail("check", c.name)
             .detail("problem", c.reason.clone());
             if let Some(cert) = &r.certificate {
+                // Days left count the certificate that expires first.
+                let first = if cert.expires_first == "leaf" {
+                    "the server certificate".to_string()
+                } else {
+                    format!("intermediate \"{}\"", cert.earliest_expiry_subject)
+                };
                 p = p
                     .detail("days_left", cert.days_left.to_string())
+                    .detail(
+                        "not_after",
+                        crate::cmd::certificates::rfc3339(cert.earliest_expiry),
+                    )
+                    .detail("expires_first", first)
                     .detail("issuer", cert.issuer.clone())
                     .detail("serial", cert.serial.clone());
                 p.fingerprint = Some(cert.fingerprint_sha256.clone());

@@ -15,10 +15,17 @@ pub(crate) fn rfc3339<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, 
 pub struct ChainCert {
     pub subject: String,
     pub issuer: String,
+    pub serial: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub not_before: OffsetDateTime,
     #[serde(serialize_with = "rfc3339")]
     pub not_after: OffsetDateTime,
     pub signature_algorithm: String,
     pub key_type: String,
+    /// A CA certificate (basicConstraints CA:TRUE).
+    pub is_ca: bool,
+    /// Subject equals issuer.
+    pub self_issued: bool,
     /// A self-signed CA certificate the server sends needlessly (ignored for expiry).
     pub is_root: bool,
 }
@@ -34,12 +41,20 @@ pub struct CertInfo {
     pub not_before: OffsetDateTime,
     #[serde(serialize_with = "rfc3339")]
     pub not_after: OffsetDateTime,
-    /// Whole days until the leaf's not-after (negative when expired).
+    /// Whole days (rounded down) until the certificate that expires first,
+    /// leaf or intermediate (negative when expired): what the expiry check,
+    /// the alert thresholds and the metrics use.
     pub days_left: i64,
+    /// Which certificate `days_left` counts: "leaf" or "intermediate".
+    pub expires_first: String,
+    /// Whole days until the leaf's own not-after.
+    pub leaf_days_left: i64,
     pub lifetime_days: i64,
     pub chain_valid: bool,
-    /// Why the chain does not verify.
+    /// Why the chain does not verify, in plain words.
     pub chain_error: Option<String>,
+    /// The same, as a code for programs.
+    pub chain_problem: Option<super::reasons::ChainProblem>,
     pub hostname_valid: bool,
     pub key_type: String,
     pub signature_algorithm: String,

@@ -6,8 +6,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::config::{PolicyConfig, ProtocolName, Severity};
-use super::facts::{Facts, Outcome};
+use super::facts::{CertInfo, Facts, Outcome};
 use super::http::ONE_YEAR;
+use super::reasons::{self, weak_hash, ChainProblem};
 use crate::config::RenewBefore;
 
 /// Verdict of a check or an endpoint. `Error`: the probe could not collect facts.
@@ -133,12 +134,29 @@ pub fn threshold_seconds(b: RenewBefore, lifetime: i64) -> i64 {
     }
 }
 
-fn days(secs: i64) -> String {
-    let d = secs.div_euclid(86_400);
-    if secs.abs() < 2 * 86_400 {
-        format!("{}h", secs.div_euclid(3600))
+/// Whole days from `now` to `t`, rounded down (negative once past): the one
+/// computation behind `days_left` and every "in N days" / "N days ago".
+pub fn days_left(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
+    (t - now).whole_seconds().div_euclid(86_400)
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
     } else {
-        format!("{d} days")
+        format!("{n} {unit}s")
+    }
+}
+
+/// A span for reasons: hours under two days, else whole days rounded down,
+/// as `days_left` counts them (so `days_left: -28` reads "28 days ago").
+fn span(secs: i64) -> String {
+    if secs.abs() < 2 * 86_400 {
+        plural(secs.abs() / 3600, "hour")
+    } else if secs < 0 {
+        plural(-secs.div_euclid(86_400), "day")
+    } else {
+        plural(secs.div_euclid(86_400), "day")
     }
 }
 
@@ -182,80 +200,63 @@ fn certificate(
         ));
         return;
     };
-    // Expiry: the earliest not-after among leaf and intermediates.
-    let lifetime = (c.not_after - c.not_before).whole_seconds();
-    let left = (c.earliest_expiry - now).whole_seconds();
-    let which = if c.earliest_expiry < c.not_after {
-        format!("intermediate {:?} ", c.earliest_expiry_subject)
-    } else {
-        String::new()
-    };
-    let date = crate::cmd::certificates::rfc3339(c.earliest_expiry);
-    let crit = threshold_seconds(policy.critical_before, lifetime);
-    let warn = threshold_seconds(policy.warning_before, lifetime);
-    out.push(if left < 0 {
-        check(
-            "expiry",
-            Verdict::Critical,
-            format!(
-                "{which}expired {} ago ({date}); renew and reload now",
-                days(-left)
-            ),
-        )
-    } else if left <= crit {
-        check(
-            "expiry",
-            Verdict::Critical,
-            format!(
-                "{which}expires in {} ({date}), under the critical threshold of {}; renew now",
-                days(left),
-                days(crit)
-            ),
-        )
-    } else if left <= warn {
-        check(
-            "expiry",
-            Verdict::Warning,
-            format!(
-                "{which}expires in {} ({date}), under the warning threshold of {}; check renewal",
-                days(left),
-                days(warn)
-            ),
-        )
-    } else {
-        check(
-            "expiry",
-            Verdict::Ok,
-            format!("{which}expires in {} ({date})", days(left)),
-        )
-    });
-    out.push(if c.chain_valid {
-        check("chain", Verdict::Ok, "the chain verifies to a trusted root")
-    } else {
-        check(
+    out.push(expiry(c, policy, now));
+    out.push(match (&c.chain_problem, c.chain_valid) {
+        (_, true) => check("chain", Verdict::Ok, "the chain verifies to a trusted root"),
+        (Some(ChainProblem::WeakSignature { hash, .. }), _) => check(
             "chain",
             Verdict::Critical,
-            format!(
-                "the chain does not verify: {}; serve fullchain.pem, or pass --ca-file for a private CA",
-                c.chain_error.as_deref().unwrap_or("unknown reason")
-            ),
-        )
+            format!("clients reject it for the {hash} signature (see the signature check)"),
+        ),
+        (Some(p), _) => check(
+            "chain",
+            Verdict::Critical,
+            match p.advice() {
+                Some(a) => format!("{}; {a}", p.words()),
+                None => p.words(),
+            },
+        ),
+        (None, false) => check(
+            "chain",
+            Verdict::Critical,
+            c.chain_error
+                .clone()
+                .unwrap_or_else(|| "the chain does not verify".into()),
+        ),
     });
     out.push(if c.hostname_valid {
         check("hostname", Verdict::Ok, format!("the certificate covers {host}"))
+    } else if c.sans.is_empty() {
+        check(
+            "hostname",
+            Verdict::Critical,
+            format!("the certificate names no host (no subjectAltName), so not {host}; serve the certificate for this name"),
+        )
     } else {
         check(
             "hostname",
             Verdict::Critical,
-            format!("the certificate names {:?} do not cover {host}; serve the certificate for this name", c.sans),
+            format!(
+                "the certificate is for {}, not {host}; serve the certificate for this name",
+                c.sans.join(", ")
+            ),
         )
     });
     out.push(key(&c.key_type, policy.min_rsa_bits));
-    let weak: Vec<&str> = c
+    let weak: Vec<String> = c
         .chain
         .iter()
-        .filter(|x| !x.is_root && is_weak_signature(&x.signature_algorithm))
-        .map(|x| x.signature_algorithm.as_str())
+        .enumerate()
+        .filter(|(_, x)| !x.is_root)
+        .filter_map(|(i, x)| {
+            weak_hash(&x.signature_algorithm).map(|h| {
+                format!(
+                    "{} is signed with {h} ({})",
+                    reasons::which(&c.chain, i),
+                    x.signature_algorithm
+                )
+            })
+        })
         .collect();
     out.push(if weak.is_empty() {
         check("signature", Verdict::Ok, c.signature_algorithm.clone())
@@ -263,7 +264,10 @@ fn certificate(
         check(
             "signature",
             Verdict::Critical,
-            format!("weak signature algorithm in the chain: {}", weak.join(", ")),
+            format!(
+                "{}, which browsers reject; reissue with SHA-256",
+                weak.join("; ")
+            ),
         )
     });
     if let Some(s) = &facts.stored {
@@ -297,9 +301,100 @@ fn certificate(
     }
 }
 
-fn is_weak_signature(alg: &str) -> bool {
-    let a = alg.to_ascii_lowercase();
-    a.contains("md5") || a.contains("md2") || a.contains("sha1") || a.contains("sha-1")
+/// The expiry check: validity dates of the certificate that expires first
+/// (leaf or intermediate), and whether every certificate has started.
+fn expiry(c: &CertInfo, policy: &Policy, now: OffsetDateTime) -> Check {
+    let which = |i: usize| {
+        if i == 0 {
+            String::new()
+        } else {
+            format!("{} ", reasons::which(&c.chain, i))
+        }
+    };
+    let date = crate::cmd::certificates::rfc3339;
+    // Not yet valid: the certificate that starts last.
+    let starts = c
+        .chain
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !x.is_root)
+        .max_by_key(|(i, x)| (x.not_before, usize::MAX - i))
+        .map(|(i, x)| (i, x.not_before))
+        .unwrap_or((0, c.not_before));
+    if now < starts.1 {
+        let secs = (starts.1 - now).whole_seconds();
+        return check(
+            "expiry",
+            Verdict::Critical,
+            format!(
+                "{}not valid yet: valid from {} (in {}); check this host's clock, or serve a certificate valid now",
+                which(starts.0),
+                date(starts.1),
+                span(secs)
+            ),
+        );
+    }
+    let first = if c.expires_first == "intermediate" {
+        c.chain
+            .iter()
+            .position(|x| !x.is_root && x.not_after == c.earliest_expiry)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let who = which(first);
+    // Thresholds are fractions of the leaf's lifetime, applied to the first expiry.
+    let lifetime = (c.not_after - c.not_before).whole_seconds();
+    let left = (c.earliest_expiry - now).whole_seconds();
+    let when = date(c.earliest_expiry);
+    let fix = if first == 0 {
+        "renew and reload"
+    } else {
+        "serve the CA's current intermediate (a fresh fullchain.pem)"
+    };
+    let crit = threshold_seconds(policy.critical_before, lifetime);
+    let warn = threshold_seconds(policy.warning_before, lifetime);
+    let leaf_note = if first == 0 {
+        String::new()
+    } else {
+        format!(
+            ", before the certificate itself ({} left)",
+            plural(c.leaf_days_left, "day")
+        )
+    };
+    if left < 0 {
+        check(
+            "expiry",
+            Verdict::Critical,
+            format!("{who}expired {} ago ({when}); {fix} now", span(left)),
+        )
+    } else if left <= crit {
+        check(
+            "expiry",
+            Verdict::Critical,
+            format!(
+                "{who}expires in {} ({when}){leaf_note}, under the critical threshold of {}; {fix} now",
+                span(left),
+                span(crit)
+            ),
+        )
+    } else if left <= warn {
+        check(
+            "expiry",
+            Verdict::Warning,
+            format!(
+                "{who}expires in {} ({when}){leaf_note}, under the warning threshold of {}; {fix} soon",
+                span(left),
+                span(warn)
+            ),
+        )
+    } else {
+        check(
+            "expiry",
+            Verdict::Ok,
+            format!("{who}expires in {} ({when}){leaf_note}", span(left)),
+        )
+    }
 }
 
 fn key(key_type: &str, min_rsa: u32) -> Check {
@@ -317,13 +412,23 @@ fn key(key_type: &str, min_rsa: u32) -> Check {
             check("key", Verdict::Ok, key_type.to_string())
         };
     }
-    if key_type.starts_with("ecdsa-p") || key_type == "ed25519" {
+    if matches!(key_type, "ecdsa-p192" | "ecdsa-p224") {
+        return check(
+            "key",
+            Verdict::Critical,
+            format!("{key_type} is an elliptic curve under 256 bits, which clients reject"),
+        );
+    }
+    if matches!(
+        key_type,
+        "ecdsa-p256" | "ecdsa-p384" | "ecdsa-p521" | "ed25519" | "ed448"
+    ) {
         check("key", Verdict::Ok, key_type.to_string())
     } else {
         check(
             "key",
             Verdict::Warning,
-            format!("unrecognised key type {key_type}"),
+            format!("{key_type} is a key type most clients do not support"),
         )
     }
 }

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::probe::facts::{CertInfo, ChainCert, Facts, Outcome, Protocols, Stored};
 use crate::probe::http::{parse_hsts, PlainHttp};
+use crate::probe::reasons::{is_plain, ChainProblem};
 use crate::probe::{ErrorKind, ProbeError};
 
 const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
@@ -21,9 +22,12 @@ fn cert(days_total: i64, days_left: i64) -> CertInfo {
         not_before,
         not_after,
         days_left,
+        expires_first: "leaf".into(),
+        leaf_days_left: days_left,
         lifetime_days: days_total,
         chain_valid: true,
         chain_error: None,
+        chain_problem: None,
         hostname_valid: true,
         key_type: "ecdsa-p256".into(),
         signature_algorithm: "ecdsa-with-SHA256".into(),
@@ -33,9 +37,13 @@ fn cert(days_total: i64, days_left: i64) -> CertInfo {
         chain: vec![ChainCert {
             subject: String::new(),
             issuer: "CN=CA".into(),
+            serial: "01".into(),
+            not_before,
             not_after,
             signature_algorithm: "ecdsa-with-SHA256".into(),
             key_type: "ecdsa-p256".into(),
+            is_ca: false,
+            self_issued: false,
             is_root: false,
         }],
     }
@@ -162,12 +170,22 @@ fn expired_reason_says_ago() {
 fn intermediate_expiring_first_counts() {
     let mut f = good();
     let mut c = cert(90, 60);
-    c.earliest_expiry = NOW + time::Duration::days(2);
+    let mut int = c.chain[0].clone();
+    int.subject = "CN=Intermediate".into();
+    int.is_ca = true;
+    int.not_after = NOW + time::Duration::days(10) + time::Duration::hours(5);
+    c.chain.push(int);
+    c.earliest_expiry = NOW + time::Duration::days(10) + time::Duration::hours(5);
     c.earliest_expiry_subject = "CN=Intermediate".into();
+    c.expires_first = "intermediate".into();
+    c.days_left = 10;
     f.certificate = Some(c);
     let (_, checks) = run(&f, &Policy::default());
     assert_eq!(verdict_of(&checks, "expiry"), Verdict::Critical);
-    assert!(checks[0].reason.contains("Intermediate"));
+    assert_eq!(
+        checks[0].reason,
+        "the intermediate \"CN=Intermediate\" expires in 10 days (2026-01-11T05:00:00Z), before the certificate itself (60 days left), under the critical threshold of 15 days; serve the CA's current intermediate (a fresh fullchain.pem) now"
+    );
 }
 
 #[test]
@@ -175,13 +193,16 @@ fn chain_hostname_key_signature() {
     let p = Policy::default();
     let mut f = good();
     f.certificate.as_mut().unwrap().chain_valid = false;
-    f.certificate.as_mut().unwrap().chain_error = Some("UnknownIssuer".into());
+    f.certificate.as_mut().unwrap().chain_problem = Some(ChainProblem::SelfSigned);
     let (v, c) = run(&f, &p);
     assert_eq!(
         (v, verdict_of(&c, "chain")),
         (Verdict::Critical, Verdict::Critical)
     );
-    assert!(c.iter().any(|c| c.reason.contains("UnknownIssuer")));
+    assert_eq!(
+        c[1].reason,
+        "self-signed certificate; serve a certificate from a trusted CA, or pass --ca-file for a private CA"
+    );
 
     let mut f = good();
     f.certificate.as_mut().unwrap().hostname_valid = false;
@@ -194,6 +215,8 @@ fn chain_hostname_key_signature() {
         ("ecdsa-p384", Verdict::Ok),
         ("ed25519", Verdict::Ok),
         ("unknown(1.2.3)", Verdict::Warning),
+        ("ecdsa-p224", Verdict::Critical),
+        ("ecdsa-secp256k1", Verdict::Warning),
     ] {
         let mut f = good();
         f.certificate.as_mut().unwrap().key_type = k.into();
@@ -456,4 +479,80 @@ fn policy_merging_keeps_unset_keys() {
     assert_eq!(named.hsts_missing, Severity::Warning);
     assert_eq!(named.http_port, 0);
     assert_eq!(named.protocols, Policy::default().protocols);
+}
+
+#[test]
+fn expired_days_agree_with_days_left() {
+    // Expired 27 days and 12 hours ago: days_left rounds down to -28, and
+    // the reason counts the same way.
+    let mut c = cert(90, 0);
+    c.not_after = NOW - time::Duration::days(27) - time::Duration::hours(12);
+    c.earliest_expiry = c.not_after;
+    c.chain[0].not_after = c.not_after;
+    c.days_left = days_left(c.not_after, NOW);
+    assert_eq!(c.days_left, -28);
+    let mut f = good();
+    f.certificate = Some(c);
+    let (_, checks) = run(&f, &Policy::default());
+    assert_eq!(
+        checks[0].reason,
+        "expired 28 days ago (2025-12-04T12:00:00Z); renew and reload now"
+    );
+    // Under two days, hours.
+    let mut f = good();
+    let mut c = cert(90, 0);
+    c.not_after = NOW - time::Duration::hours(5);
+    c.earliest_expiry = c.not_after;
+    f.certificate = Some(c);
+    assert!(run(&f, &Policy::default()).1[0]
+        .reason
+        .starts_with("expired 5 hours ago"));
+}
+
+#[test]
+fn not_yet_valid_is_critical() {
+    let mut f = good();
+    let mut c = cert(90, 100);
+    c.not_before = NOW + time::Duration::days(10);
+    c.chain[0].not_before = c.not_before;
+    f.certificate = Some(c);
+    let (v, checks) = run(&f, &Policy::default());
+    assert_eq!(v, Verdict::Critical);
+    assert_eq!(
+        checks[0].reason,
+        "not valid yet: valid from 2026-01-11T00:00:00Z (in 10 days); check this host's clock, or serve a certificate valid now"
+    );
+}
+
+#[test]
+fn reasons_have_no_debug_formatting() {
+    let mut f = good();
+    let c = f.certificate.as_mut().unwrap();
+    c.hostname_valid = false;
+    c.sans = vec!["other.test".into(), "www.other.test".into()];
+    c.chain_valid = false;
+    c.chain_problem = Some(ChainProblem::UnknownIssuer {
+        issuer: "CN=Int".into(),
+        only_leaf: true,
+    });
+    c.key_type = "rsa1024".into();
+    c.chain[0].signature_algorithm = "sha1WithRSAEncryption".into();
+    let (_, checks) = run(&f, &Policy::default());
+    for c in &checks {
+        assert!(is_plain(&c.reason), "{}: {}", c.name, c.reason);
+    }
+    assert_eq!(
+        verdict_of(&checks, "hostname"),
+        Verdict::Critical,
+        "{checks:?}"
+    );
+    let reason = |n: &str| checks.iter().find(|c| c.name == n).unwrap().reason.clone();
+    assert_eq!(
+        reason("hostname"),
+        "the certificate is for other.test, www.other.test, not a.test; serve the certificate for this name"
+    );
+    assert_eq!(
+        reason("signature"),
+        "the certificate is signed with SHA-1 (sha1WithRSAEncryption), which browsers reject; reissue with SHA-256"
+    );
 }

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod grade;
 pub mod http;
 pub mod legacy;
+pub mod reasons;
 pub mod report;
 pub mod target;
 pub mod tls;
@@ -294,7 +295,7 @@ fn error_report(t: &Target, policy: &Policy, e: ProbeError, ms: u64) -> ProbeRep
         error: Some(e),
         ..Facts::default()
     };
-    report_from(t, None, policy, facts, ms)
+    report_from(t, None, policy, facts, ms, OffsetDateTime::now_utc())
 }
 
 fn report_from(
@@ -303,8 +304,9 @@ fn report_from(
     policy: &Policy,
     facts: Facts,
     ms: u64,
+    now: OffsetDateTime,
 ) -> ProbeReport {
-    let checks = grade::grade(&facts, &t.host, policy, OffsetDateTime::now_utc());
+    let checks = grade::grade(&facts, &t.host, policy, now);
     let verdict = grade::overall(&facts, &checks);
     let protocol_details = config::ProtocolName::ALL
         .iter()
@@ -341,10 +343,12 @@ fn report_from(
 /// Probes one endpoint within the total timeout.
 pub async fn probe_one(t: &Target, opts: &ProbeOptions) -> ProbeReport {
     let start = Instant::now();
+    // One clock reading for the facts and the grades, so the numbers agree.
+    let now = OffsetDateTime::now_utc();
     let policy = opts.policy(&t.policy);
     let total = opts.timeouts.total;
     let mut addr = None;
-    let facts = match tokio::time::timeout(total, collect(t, opts, &policy, &mut addr)).await {
+    let facts = match tokio::time::timeout(total, collect(t, opts, &policy, &mut addr, now)).await {
         Ok(f) => f,
         Err(_) => Facts {
             error: Some(ProbeError::new(
@@ -355,7 +359,31 @@ pub async fn probe_one(t: &Target, opts: &ProbeOptions) -> ProbeReport {
         },
     };
     let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    report_from(t, addr, &policy, facts, ms)
+    let r = report_from(t, addr, &policy, facts, ms, now);
+    match &r.error {
+        Some(e) => tracing::info!(
+            target = %r.target,
+            address = r.address.as_deref().unwrap_or("-"),
+            ms,
+            "cannot probe ({:?}): {}",
+            e.kind,
+            e.message
+        ),
+        None => tracing::info!(
+            target = %r.target,
+            address = r.address.as_deref().unwrap_or("-"),
+            ms,
+            verdict = r.verdict.as_str(),
+            "probed: {}",
+            report::note(&r)
+                .map(|c| format!("{}: {}", c.name, c.reason))
+                .unwrap_or_else(|| "every check passed".into())
+        ),
+    }
+    for c in &r.checks {
+        tracing::debug!(target = %r.target, check = c.name, verdict = c.verdict.as_str(), "{}", c.reason);
+    }
+    r
 }
 
 async fn resolve(t: &Target, opts: &ProbeOptions) -> Result<SocketAddr, ProbeError> {
@@ -389,6 +417,7 @@ async fn collect(
     opts: &ProbeOptions,
     policy: &Policy,
     addr_out: &mut Option<SocketAddr>,
+    now: OffsetDateTime,
 ) -> Facts {
     let mut facts = Facts::default();
     let addr = match resolve(t, opts).await {
@@ -438,13 +467,38 @@ async fn collect(
         let a = SocketAddr::new(addr.ip(), policy.http_port);
         Some(http::check_plain(a, &t.host, to).await)
     };
-    let (r13, r12, o10, o11, plain) = tokio::join!(
-        tls13,
-        tls12,
-        legacy(legacy::TLS10),
-        legacy(legacy::TLS11),
-        plain
+    let ((r13, t13), (r12, t12), (o10, t10), (o11, t11), (plain, tp)) = tokio::join!(
+        timed(tls13),
+        timed(tls12),
+        timed(legacy(legacy::TLS10)),
+        timed(legacy(legacy::TLS11)),
+        timed(plain)
     );
+    let target = t.target.as_str();
+    for (version, took, what) in [
+        ("TLS 1.3", t13, r13.as_ref().err().map_or("accepted".into(), describe)),
+        ("TLS 1.2", t12, r12.as_ref().err().map_or("accepted".into(), describe)),
+        ("TLS 1.1", t11, describe(&o11)),
+        ("TLS 1.0", t10, describe(&o10)),
+    ] {
+        tracing::debug!(target, address = %addr, ms = took.as_millis() as u64, "{version}: {what}");
+    }
+    if let Some(p) = &plain {
+        tracing::debug!(
+            target,
+            port = p.port,
+            ms = tp.as_millis() as u64,
+            "plain HTTP: {}",
+            match (p.status, &p.error) {
+                (Some(s), _) => format!(
+                    "GET / answers {s}{}; a missing challenge token answers {}",
+                    p.location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default(),
+                    p.acme_status.map_or("nothing".into(), |s| s.to_string())
+                ),
+                (None, e) => format!("no answer: {}", e.as_deref().unwrap_or("unknown")),
+            }
+        );
+    }
 
     let mut chain = None;
     let mut head = None;
@@ -501,7 +555,7 @@ async fn collect(
     }
     facts.http = plain;
     if let Some(chain) = chain {
-        match cert_info(&opts.tls, &chain, &t.host) {
+        match cert_info(&opts.tls, &chain, &t.host, now) {
             Ok(c) => facts.certificate = Some(c),
             Err(e) => {
                 facts.error = Some(e);
@@ -515,6 +569,23 @@ async fn collect(
         facts.stored = Some(stored(store, name, c));
     }
     facts
+}
+
+/// A future's output and how long it took.
+async fn timed<F: std::future::Future>(f: F) -> (F::Output, std::time::Duration) {
+    let start = Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
+}
+
+/// A version outcome for the debug log.
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Accepted => "accepted".into(),
+        Outcome::NotAccepted(why) => format!("not accepted: {}", why.message),
+        Outcome::Failed(e) => format!("failed ({:?}): {}", e.kind, e.message),
+        Outcome::Untested => "not tested".into(),
+    }
 }
 
 fn stored(store: &Store, name: &str, served: &CertInfo) -> Stored {
@@ -543,17 +614,27 @@ fn stored(store: &Store, name: &str, served: &CertInfo) -> Stored {
     }
 }
 
-/// Certificate facts from a captured chain (leaf first).
+/// Certificate facts from a captured chain (leaf first), judged at `now`.
 pub fn cert_info(
     tls: &tls::Tls,
     chain: &[rustls::pki_types::CertificateDer<'static>],
     host: &str,
+    now: OffsetDateTime,
 ) -> Result<CertInfo, ProbeError> {
     let mut parsed = Vec::with_capacity(chain.len());
     for (i, der) in chain.iter().enumerate() {
-        let what = format!("certificate {} of the served chain", i + 1);
-        let f = crate::cert::facts(der, &what)
-            .map_err(|e| ProbeError::new(ErrorKind::Garbage, e.to_string()))?;
+        let what = if i == 0 {
+            "the server certificate".to_string()
+        } else {
+            format!("certificate {} of the served chain", i + 1)
+        };
+        let f = crate::cert::facts(der, &what).map_err(|e| {
+            tracing::debug!(host, error = %e, "cannot parse {what}");
+            ProbeError::new(
+                ErrorKind::Garbage,
+                format!("{what} is not a valid X.509 certificate (it cannot be parsed)"),
+            )
+        })?;
         parsed.push(f);
     }
     let Some(leaf) = parsed.first() else {
@@ -562,26 +643,32 @@ pub fn cert_info(
             "the server sent no certificate".into(),
         ));
     };
-    let now = OffsetDateTime::now_utc();
     let list: Vec<facts::ChainCert> = parsed
         .iter()
         .enumerate()
         .map(|(i, f)| facts::ChainCert {
             subject: f.subject.clone(),
             issuer: f.issuer.clone(),
+            serial: f.serial.clone(),
+            not_before: f.not_before,
             not_after: f.not_after,
             signature_algorithm: f.signature_algorithm.clone(),
             key_type: f.key_type.clone(),
+            is_ca: f.is_ca,
+            self_issued: f.self_issued,
             is_root: i > 0 && f.is_ca && f.self_issued,
         })
         .collect();
-    let (earliest, earliest_subject) = list
+    // The first to expire among the leaf and the intermediates (a root sent
+    // needlessly does not count); the leaf on a tie.
+    let (first, earliest) = list
         .iter()
-        .filter(|c| !c.is_root)
-        .map(|c| (c.not_after, c.subject.clone()))
-        .min_by_key(|(t, _)| *t)
-        .unwrap_or((leaf.not_after, leaf.subject.clone()));
-    let check = tls.verify(chain, host);
+        .enumerate()
+        .filter(|(_, c)| !c.is_root)
+        .min_by_key(|(i, c)| (c.not_after, *i))
+        .map(|(i, c)| (i, c.not_after))
+        .unwrap_or((0, leaf.not_after));
+    let check = tls.verify(chain, &list, host, now);
     Ok(CertInfo {
         subject: leaf.subject.clone(),
         sans: leaf.sans.clone(),
@@ -589,16 +676,22 @@ pub fn cert_info(
         serial: leaf.serial.clone(),
         not_before: leaf.not_before,
         not_after: leaf.not_after,
-        days_left: leaf.days_left(now),
+        days_left: grade::days_left(earliest, now),
+        expires_first: if first == 0 { "leaf" } else { "intermediate" }.to_string(),
+        leaf_days_left: grade::days_left(leaf.not_after, now),
         lifetime_days: leaf.lifetime_seconds().div_euclid(86_400),
         chain_valid: check.chain_valid,
-        chain_error: check.error,
+        chain_error: check.problem.as_ref().map(reasons::ChainProblem::words),
+        chain_problem: check.problem,
         hostname_valid: crate::cert::name_matches(&leaf.sans, host),
         key_type: leaf.key_type.clone(),
         signature_algorithm: leaf.signature_algorithm.clone(),
         fingerprint_sha256: leaf.fingerprint.clone(),
         earliest_expiry: earliest,
-        earliest_expiry_subject: earliest_subject,
+        earliest_expiry_subject: list
+            .get(first)
+            .map(|c| c.subject.clone())
+            .unwrap_or_default(),
         chain: list,
     })
 }

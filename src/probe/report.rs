@@ -38,6 +38,17 @@ fn paint(v: Verdict, text: &str, colour: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
+/// The most telling failed check for the NOTE column: the worst verdict,
+/// and among equals the first in check order (expiry before chain, so an
+/// expired certificate is named as expired rather than as a broken chain).
+pub fn note(r: &ProbeReport) -> Option<&super::grade::Check> {
+    let worst = r.checks.iter().map(|c| c.verdict).max()?;
+    if worst == Verdict::Ok {
+        return None;
+    }
+    r.checks.iter().find(|c| c.verdict == worst)
+}
+
 /// One line per endpoint; with `details`, every check below it.
 pub fn table(reports: &[ProbeReport], details: bool, colour: bool) -> String {
     let width = reports
@@ -80,11 +91,7 @@ pub fn table(reports: &[ProbeReport], details: bool, colour: bool) -> String {
                 None => "invalid".into(),
             },
         };
-        let note = r
-            .checks
-            .iter()
-            .filter(|c| c.verdict != Verdict::Ok)
-            .max_by_key(|c| c.verdict)
+        let note = note(r)
             .map(|c| format!("{}: {}", c.name, c.reason))
             .unwrap_or_default();
         let verdict = format!("{:<8}", r.verdict.as_str());
@@ -112,13 +119,22 @@ pub fn table(reports: &[ProbeReport], details: bool, colour: bool) -> String {
             if let Some(c) = &r.certificate {
                 let _ = writeln!(
                     out,
-                    "    certificate: subject {:?}, names {:?}, issuer {:?}, serial {}, not after {}",
+                    "    certificate: subject \"{}\", names {}, issuer \"{}\", serial {}, not after {}",
                     c.subject,
-                    c.sans,
+                    c.sans.join(", "),
                     c.issuer,
                     c.serial,
                     crate::cmd::certificates::rfc3339(c.not_after)
                 );
+                if c.expires_first != "leaf" {
+                    let _ = writeln!(
+                        out,
+                        "    expires first: intermediate \"{}\" on {} ({} days left)",
+                        c.earliest_expiry_subject,
+                        crate::cmd::certificates::rfc3339(c.earliest_expiry),
+                        c.days_left
+                    );
+                }
             }
             for (p, d) in &r.protocol_details {
                 let _ = writeln!(out, "    {p}: {d}");

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::facts::ChainCert;
+use super::reasons::{self, ChainProblem};
 use super::{ErrorKind, ProbeError};
 
 /// Time limits for each phase of one probe.
@@ -74,7 +75,7 @@ impl Tls {
                 .with_protocol_versions(&[v])
                 .map_err(|e| ProbeError::new(ErrorKind::Config, format!("TLS setup: {e}")))?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider.clone())))
+                .with_custom_certificate_verifier(Arc::new(AcceptAny))
                 .with_no_client_auth();
             // Every probe is a full handshake: a resumed one shows no certificate.
             c.resumption = Resumption::disabled();
@@ -94,41 +95,67 @@ impl Tls {
         Ok(t)
     }
 
-    /// Verifies a captured chain for `host`. `Ok(())` or the reason, and
-    /// whether the failure is only the name (the chain itself is fine).
-    pub fn verify(&self, chain: &[CertificateDer<'static>], host: &str) -> ChainCheck {
+    /// Verifies a captured chain for `host` at `now` (names are checked
+    /// separately: a chain for another name still verifies here). `facts`
+    /// are the parsed certificates of `chain`, to word the problem.
+    pub fn verify(
+        &self,
+        chain: &[CertificateDer<'static>],
+        facts: &[ChainCert],
+        host: &str,
+        now: time::OffsetDateTime,
+    ) -> ChainCheck {
         let Some((leaf, rest)) = chain.split_first() else {
-            return ChainCheck {
-                chain_valid: false,
-                error: Some("the server sent no certificate".into()),
-            };
+            return ChainCheck::bad(ChainProblem::NoCertificate);
         };
         let Ok(name) = ServerName::try_from(host.to_string()) else {
+            return ChainCheck::bad(ChainProblem::BadName);
+        };
+        let at = |t: time::OffsetDateTime| {
+            let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
+            let r = self.verifier.verify_server_cert(
+                leaf,
+                rest,
+                &name,
+                &[],
+                UnixTime::since_unix_epoch(Duration::from_secs(secs)),
+            );
+            match r {
+                Ok(_)
+                | Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                )) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        let Err(e) = at(now) else {
             return ChainCheck {
-                chain_valid: false,
-                error: Some(format!("{host:?} is not a valid TLS name")),
+                chain_valid: true,
+                problem: None,
             };
         };
-        match self
-            .verifier
-            .verify_server_cert(leaf, rest, &name, &[], UnixTime::now())
-        {
-            Ok(_) => ChainCheck {
-                chain_valid: true,
-                error: None,
-            },
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => ChainCheck {
-                chain_valid: true,
-                error: None,
-            },
-            Err(e) => ChainCheck {
-                chain_valid: false,
-                error: Some(e.to_string()),
-            },
+        tracing::debug!(host, error = ?e, "the served chain does not verify");
+        let mut problem = reasons::classify(&e, facts);
+        if problem == ChainProblem::Dates {
+            // Out of its dates: would it verify while every certificate is
+            // valid? If not, the other fault is the more telling one.
+            let sent: Vec<&ChainCert> = facts.iter().filter(|c| !c.is_root).collect();
+            let start = sent.iter().map(|c| c.not_before).max();
+            let end = sent.iter().map(|c| c.not_after).min();
+            if let (Some(start), Some(end)) = (start, end) {
+                if start < end {
+                    if let Err(e2) = at(start + time::Duration::seconds(1)) {
+                        tracing::debug!(host, error = ?e2, "the served chain does not verify within its dates either");
+                        let p2 = reasons::classify(&e2, facts);
+                        if p2 != ChainProblem::Dates {
+                            problem = p2;
+                        }
+                    }
+                }
+            }
         }
+        ChainCheck::bad(problem)
     }
 }
 
@@ -136,7 +163,16 @@ impl Tls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainCheck {
     pub chain_valid: bool,
-    pub error: Option<String>,
+    pub problem: Option<ChainProblem>,
+}
+
+impl ChainCheck {
+    fn bad(p: ChainProblem) -> ChainCheck {
+        ChainCheck {
+            chain_valid: false,
+            problem: Some(p),
+        }
+    }
 }
 
 /// Result of one pinned handshake.
@@ -256,10 +292,31 @@ fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError>
     }
 }
 
-/// Accepts any certificate (the point is to see what is served) while still
-/// checking handshake signatures with the certificate's key.
+/// Accepts whatever the server presents and whatever it signs the handshake
+/// with: the handshake is for looking, not for trusting. A weak key (RSA-1024),
+/// a SHA-1 or unusual signature, an untrusted or expired chain all complete the
+/// handshake so the grader can judge them; [`Tls::verify`] checks the captured
+/// chain afterwards. Nothing travels over these connections but a `GET`.
 #[derive(Debug)]
-pub struct AcceptAny(pub Arc<CryptoProvider>);
+pub struct AcceptAny;
+
+/// Every signature scheme rustls can name, legacy ones included, so a server
+/// that can only sign with SHA-1 or an old key still completes the handshake.
+pub const ALL_SCHEMES: [SignatureScheme; 13] = [
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::ED25519,
+    SignatureScheme::ED448,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA384,
+    SignatureScheme::RSA_PKCS1_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA1,
+    SignatureScheme::ECDSA_SHA1_Legacy,
+];
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
@@ -275,33 +332,23 @@ impl ServerCertVerifier for AcceptAny {
 
     fn verify_tls12_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn verify_tls13_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        ALL_SCHEMES.to_vec()
     }
 }

@@ -42,8 +42,10 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
     let (crt, key) = ca.write_leaf(bed.dir.path(), "site", &["site.test"], (-1, 89), false);
     let site_port = bed.nginx.tls_site("site", "site.test", &crt, &key, "");
     bed.nginx.reload();
+    // And an endpoint where nothing listens: its failure is its own, not the job's.
+    let refused_port = common::free_port();
     let daemon = format!(
-        "\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"* * * * * *\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\nshutdown_timeout = \"5s\"\n\n[probe]\nmanaged_certificates = false\nca_file = \"{}\"\n\n[[endpoint]]\nurl = \"https://site.test:{site_port}\"\nconnect = \"127.0.0.1:{site_port}\"\n",
+        "\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"* * * * * *\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\nshutdown_timeout = \"5s\"\n\n[probe]\nmanaged_certificates = false\nca_file = \"{}\"\n\n[[endpoint]]\nurl = \"https://site.test:{site_port}\"\nconnect = \"127.0.0.1:{site_port}\"\n\n[[endpoint]]\nurl = \"https://refused.test:{refused_port}\"\nconnect = \"127.0.0.1:{refused_port}\"\n",
         ca.path.display()
     );
     let one = bed.cert_block("d1", &["d1.test"], "confirm = false");
@@ -135,8 +137,30 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
         "{metrics}"
     );
     assert!(
+        metrics.contains(&format!(
+            "certkeep_probe_success{{target=\"https://refused.test:{refused_port}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    // One refused endpoint does not make the probe job unhealthy.
+    assert!(
+        metrics.contains("certkeep_last_run_success{job=\"probe\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("certkeep_last_success_timestamp_seconds{job=\"probe\"}"),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains("certkeep_probe_tls_version_accepted{target="),
         "{metrics}"
+    );
+    // -v says per target what happened.
+    assert!(
+        logged(&format!("target=https://refused.test:{refused_port}"))
+            && logged("cannot probe (Refused)"),
+        "{}",
+        log.lock().unwrap()
     );
     assert!(
         metrics.contains("certkeep_certificate_not_after_timestamp_seconds{name=\"d1\"}"),
