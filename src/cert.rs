@@ -200,9 +200,21 @@ static OIDS: std::sync::LazyLock<oid_registry::OidRegistry<'static>> =
 
 fn signature_name(x: &X509Certificate<'_>) -> String {
     let oid = &x.signature_algorithm.algorithm;
-    OIDS.get(oid)
-        .map(|e| e.sn().to_string())
-        .unwrap_or_else(|| oid.to_id_string())
+    let id = oid.to_id_string();
+    // Names openssl prints for OIDs the registry lacks.
+    let extra = match id.as_str() {
+        "1.2.840.10045.4.1" => Some("ecdsa-with-SHA1"),
+        "1.2.840.10045.4.3.1" => Some("ecdsa-with-SHA224"),
+        "1.2.840.10040.4.3" => Some("dsa_with_SHA1"),
+        "2.16.840.1.101.3.4.3.2" => Some("dsa_with_SHA256"),
+        "1.3.101.113" => Some("ED448"),
+        _ => None,
+    };
+    match (OIDS.get(oid), extra) {
+        (_, Some(name)) => name.to_string(),
+        (Some(e), None) => e.sn().to_string(),
+        (None, None) => id,
+    }
 }
 
 /// The raw DER of the authority key identifier, for ARI certificate ids.

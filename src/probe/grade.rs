@@ -406,7 +406,7 @@ fn key(key_type: &str, min_rsa: u32) -> Check {
             check(
                 "key",
                 Verdict::Critical,
-                format!("{key_type} is below the minimum of {min_rsa} bits"),
+                format!("{bits}-bit RSA key, below the minimum of {min_rsa} bits; reissue with a larger key"),
             )
         } else {
             check("key", Verdict::Ok, key_type.to_string())

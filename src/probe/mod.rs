@@ -476,8 +476,16 @@ async fn collect(
     );
     let target = t.target.as_str();
     for (version, took, what) in [
-        ("TLS 1.3", t13, r13.as_ref().err().map_or("accepted".into(), describe)),
-        ("TLS 1.2", t12, r12.as_ref().err().map_or("accepted".into(), describe)),
+        (
+            "TLS 1.3",
+            t13,
+            r13.as_ref().err().map_or("accepted".into(), describe),
+        ),
+        (
+            "TLS 1.2",
+            t12,
+            r12.as_ref().err().map_or("accepted".into(), describe),
+        ),
         ("TLS 1.1", t11, describe(&o11)),
         ("TLS 1.0", t10, describe(&o10)),
     ] {
@@ -492,7 +500,10 @@ async fn collect(
             match (p.status, &p.error) {
                 (Some(s), _) => format!(
                     "GET / answers {s}{}; a missing challenge token answers {}",
-                    p.location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default(),
+                    p.location
+                        .as_deref()
+                        .map(|l| format!(" to {l}"))
+                        .unwrap_or_default(),
                     p.acme_status.map_or("nothing".into(), |s| s.to_string())
                 ),
                 (None, e) => format!("no answer: {}", e.as_deref().unwrap_or("unknown")),

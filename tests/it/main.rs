@@ -13,6 +13,7 @@ mod issue;
 mod probe;
 mod probe_alerts;
 mod probe_hostile;
+mod probe_matrix;
 mod probe_sslscan;
 mod renew;
 mod renew_alerts;

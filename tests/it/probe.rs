@@ -245,7 +245,7 @@ fn expired_wrong_host_and_untrusted_certificates() {
         check(&r[0], "chain")["reason"]
             .as_str()
             .unwrap()
-            .contains("UnknownIssuer"),
+            .contains("which is not a trusted root"),
         "{:#}",
         r[0]
     );

@@ -30,6 +30,17 @@ impl Nginx {
     /// Like `start`, but `acme_location == false` leaves the challenge location
     /// out, the classic misconfiguration.
     pub fn start_with(prefix: &Path, webroot: &Path, acme_location: bool) -> Nginx {
+        Self::start_inner(prefix, webroot, acme_location, false)
+    }
+
+    /// Like `start`, with OpenSSL's security level 0 for every site, so nginx
+    /// loads what it otherwise refuses (1024-bit RSA, SHA-1 signed chains):
+    /// the weak servers a probe must still grade.
+    pub fn start_weak_crypto(prefix: &Path, webroot: &Path) -> Nginx {
+        Self::start_inner(prefix, webroot, true, true)
+    }
+
+    fn start_inner(prefix: &Path, webroot: &Path, acme_location: bool, weak: bool) -> Nginx {
         for d in ["logs", "sites", "run"] {
             std::fs::create_dir_all(prefix.join(d)).expect("nginx dirs");
         }
@@ -68,7 +79,17 @@ http {{
         )
         .expect("write nginx.conf");
         let stderr_log = prefix.join("logs/stderr.log");
-        let master = Command::new("nginx")
+        let mut cmd = Command::new("nginx");
+        if weak {
+            let cnf = prefix.join("openssl.cnf");
+            std::fs::write(
+                &cnf,
+                "openssl_conf = init\n[init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = sysdef\n[sysdef]\nCipherString = DEFAULT:@SECLEVEL=0\n",
+            )
+            .expect("write openssl.cnf");
+            cmd.env("OPENSSL_CONF", cnf);
+        }
+        let master = cmd
             .args(args(&conf, prefix))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
