@@ -15,7 +15,8 @@ export TMPDIR=$test_tmp
 leftovers() {
     local p cmd cwd
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        # A process may exit while this runs: its files vanish.
+        cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
         cwd=$(readlink "$p/cwd" 2>/dev/null) || cwd=
         case "$cmd|$cwd" in
         *"$test_tmp"*) echo "  pid ${p#/proc/}: $cmd(cwd $cwd)" ;;

@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod faults;
 mod fuzz_regressions;
+mod harness;
 mod import;
 mod issue;
 mod probe;

@@ -199,6 +199,18 @@ pub fn assert_exit(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "{}", text(o));
 }
 
+/// Whether `pid` is a live process (a zombie, exited but not yet reaped by
+/// its parent, counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 /// A child process that is killed (SIGKILL) and reaped when dropped, so a
 /// test that panics halfway leaves no daemon running.
 pub struct KillOnDrop(pub std::process::Child);

@@ -187,6 +187,13 @@ http {{
         self.master.id()
     }
 
+    /// Pids of the master and its workers.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut v = vec![self.master_pid()];
+        v.extend(workers(self.master_pid()));
+        v
+    }
+
     /// How many reloads nginx logged (its error log records each SIGHUP).
     pub fn reload_count(&self) -> usize {
         std::fs::read_to_string(self.prefix.join("logs/error.log"))

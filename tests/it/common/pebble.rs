@@ -132,6 +132,11 @@ impl Pebble {
         p
     }
 
+    /// Pids of Pebble and pebble-challtestsrv.
+    pub fn pids(&self) -> Vec<u32> {
+        vec![self.pebble.id(), self.dns.id()]
+    }
+
     pub fn client(&self) -> reqwest::blocking::Client {
         let pem = std::fs::read(&self.api_ca).expect("read ca");
         reqwest::blocking::Client::builder()
