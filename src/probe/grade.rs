@@ -531,7 +531,10 @@ fn hsts(facts: &Facts, policy: &Policy, out: &mut Vec<Check>) {
         warnings.push("includeSubDomains is missing".into());
     }
     if policy.hsts_preload && !h.preload_eligible {
-        warnings.push("not eligible for the preload list (needs max-age >= 31536000, includeSubDomains and preload)".into());
+        warnings.push(format!(
+            "not eligible for the preload list: {}",
+            h.preload_issues.join("; ")
+        ));
     }
     let mut desc = format!("max-age={age}");
     if h.include_subdomains {

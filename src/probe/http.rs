@@ -31,6 +31,15 @@ impl Head {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of header `name` (lowercase), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 /// Parses a response head. `Ok(None)`: incomplete (read more). Bounded by [`MAX_HEAD`].
@@ -139,22 +148,42 @@ pub struct Hsts {
     pub include_subdomains: bool,
     /// The `preload` directive is present.
     pub preload: bool,
-    /// Meets the hstspreload.org header rules (max-age >= 1 year,
-    /// includeSubDomains, preload).
+    /// How many Strict-Transport-Security headers the response has.
+    pub headers: usize,
+    /// Meets hstspreload's rules: exactly one header with max-age >= 1 year,
+    /// includeSubDomains and preload, and plain HTTP redirecting to HTTPS on
+    /// the same host first.
     pub preload_eligible: bool,
+    /// Each preload rule that failed, in words, with hstspreload's issue code.
+    pub preload_issues: Vec<String>,
     /// The raw header value.
     pub header: Option<String>,
     /// Why the header is invalid (a browser ignores it), when it is.
     pub invalid: Option<String>,
 }
 
+/// The Strict-Transport-Security facts of a response: the first header
+/// counts for browsers (RFC 6797 8.1); the preload rules see all of them.
+/// The redirect rules are added by [`add_redirect_rules`].
+pub fn hsts_from(values: &[&str]) -> Hsts {
+    let mut h = parse_hsts(values.first().copied());
+    h.headers = values.len();
+    h.preload_issues = preload_header_issues(values);
+    h.preload_eligible = h.preload_issues.is_empty();
+    h
+}
+
 /// Parses the first Strict-Transport-Security header value, if any.
 pub fn parse_hsts(value: Option<&str>) -> Hsts {
     let Some(v) = value else {
-        return Hsts::default();
+        return Hsts {
+            preload_issues: preload_header_issues(&[]),
+            ..Hsts::default()
+        };
     };
     let mut h = Hsts {
         present: true,
+        headers: 1,
         header: Some(v.to_string()),
         ..Hsts::default()
     };
@@ -188,11 +217,131 @@ pub fn parse_hsts(value: Option<&str>) -> Hsts {
     if h.invalid.is_some() {
         h.max_age = None;
     }
-    h.preload_eligible = h.invalid.is_none()
-        && h.max_age.unwrap_or(0) >= ONE_YEAR
-        && h.include_subdomains
-        && h.preload;
+    h.preload_issues = preload_header_issues(&[v]);
+    h.preload_eligible = h.preload_issues.is_empty();
     h
+}
+
+/// hstspreload's header rules (its PreloadableResponse): exactly one
+/// header; max-age plain digits, at least one year; includeSubDomains;
+/// preload. Repeated or unknown directives are only warnings there.
+pub fn preload_header_issues(values: &[&str]) -> Vec<String> {
+    let v = match values {
+        [] => return vec!["no Strict-Transport-Security header (response.no_header)".into()],
+        [v] => *v,
+        more => {
+            return vec![format!(
+                "{} Strict-Transport-Security headers where exactly one is allowed (response.multiple_headers)",
+                more.len()
+            )]
+        }
+    };
+    let mut out = Vec::new();
+    let mut max_age: Option<u64> = None;
+    let (mut subdomains, mut preload) = (false, false);
+    for d in v.split(';').map(str::trim) {
+        let lower = d.to_ascii_lowercase();
+        if lower == "preload" {
+            preload = true;
+        } else if lower == "includesubdomains" {
+            subdomains = true;
+        } else if let Some(n) = lower.strip_prefix("max-age=") {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(format!(
+                    "max-age value {n:?} is not plain digits (header.parse.max_age.non_digit_characters)"
+                ));
+            } else if max_age.is_none() {
+                max_age = n.parse().ok();
+                if max_age.is_none() {
+                    out.push(format!(
+                        "max-age value {n} is too large (header.parse.max_age.parse_int_error)"
+                    ));
+                }
+            }
+        } else if lower.starts_with("max-age") {
+            out.push("max-age has no value (header.parse.invalid.max_age.no_value)".into());
+        }
+    }
+    if !subdomains {
+        out.push(
+            "no includeSubDomains directive (header.preloadable.include_sub_domains.missing)"
+                .into(),
+        );
+    }
+    if !preload {
+        out.push("no preload directive (header.preloadable.preload.missing)".into());
+    }
+    match max_age {
+        None if out.iter().any(|i| i.contains("max_age")) => {}
+        None => out.push("no max-age directive (header.preloadable.max_age.missing)".into()),
+        Some(0) => out.push("max-age is 0 (header.preloadable.max_age.zero)".into()),
+        Some(n) if n < ONE_YEAR => out.push(format!(
+            "max-age={n} is below {ONE_YEAR} seconds, one year (header.preloadable.max_age.below_1_year)"
+        )),
+        Some(_) => {}
+    }
+    out
+}
+
+/// The host of an absolute http(s) URL, lowercase, without port or userinfo.
+fn url_host(url: &str) -> Option<(bool, String)> {
+    let lower = url.trim().to_ascii_lowercase();
+    let (https, rest) = if let Some(r) = lower.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = lower.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let hostport = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        hostport.split(':').next().unwrap_or_default()
+    };
+    Some((https, host.trim_end_matches('.').to_string()))
+}
+
+/// hstspreload's redirect rules for `http://host` (its
+/// preloadableHTTPRedirects): plain HTTP must redirect, and the first
+/// redirect must go to HTTPS on the same host (not to www first). An
+/// unreachable port 80 is only a warning there. `None`: not checked.
+pub fn preload_redirect_issues(plain: Option<&PlainHttp>, host: &str) -> Vec<String> {
+    let Some(p) = plain else {
+        return vec![
+            "the redirect from plain HTTP was not checked (the plain-HTTP check is off)".into(),
+        ];
+    };
+    let Some(status) = p.status else {
+        return Vec::new();
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let location = p
+        .location
+        .as_deref()
+        .filter(|_| (300..400).contains(&status));
+    let Some(location) = location else {
+        return vec![format!(
+            "http://{host} answers {status} without redirecting (redirects.http.no_redirect)"
+        )];
+    };
+    match url_host(location) {
+        Some((true, h)) if h == host => Vec::new(),
+        Some((_, h)) if h == format!("www.{host}") => vec![format!(
+            "http://{host} redirects to {location} first; it must go to https://{host} before adding www (redirects.http.www_first)"
+        )],
+        _ => vec![format!(
+            "http://{host} redirects to {location}; the first redirect must go to https://{host} on the same host (redirects.http.first_redirect.insecure)"
+        )],
+    }
+}
+
+/// Adds the redirect rules to `h`'s preload verdict.
+pub fn add_redirect_rules(h: &mut Hsts, plain: Option<&PlainHttp>, host: &str) {
+    h.preload_issues
+        .extend(preload_redirect_issues(plain, host));
+    h.preload_eligible = h.preload_issues.is_empty();
 }
 
 /// Plain-HTTP facts on the HTTP port.
@@ -282,7 +431,8 @@ mod tests {
 
     #[test]
     fn hsts_parsing() {
-        assert_eq!(parse_hsts(None), Hsts::default());
+        let none = parse_hsts(None);
+        assert!(!none.present && !none.preload_eligible && none.headers == 0);
         let h = parse_hsts(Some("max-age=31536000; includeSubDomains; preload"));
         assert!(h.present && h.include_subdomains && h.preload && h.preload_eligible);
         assert_eq!(h.max_age, Some(31_536_000));
@@ -305,5 +455,80 @@ mod tests {
         }
         let h = parse_hsts(Some("max-age=0"));
         assert_eq!(h.max_age, Some(0));
+    }
+
+    #[test]
+    fn preload_header_rules_follow_hstspreload() {
+        let good = "max-age=63072000; includeSubDomains; preload";
+        assert_eq!(preload_header_issues(&[good]), Vec::<String>::new());
+        assert!(hsts_from(&[good]).preload_eligible);
+        let two = hsts_from(&[good, good]);
+        assert!(!two.preload_eligible);
+        assert_eq!(two.headers, 2);
+        assert_eq!(
+            two.preload_issues,
+            ["2 Strict-Transport-Security headers where exactly one is allowed (response.multiple_headers)"]
+        );
+        // Browsers still use the first header.
+        assert_eq!(two.max_age, Some(63_072_000));
+        assert_eq!(
+            preload_header_issues(&["max-age=\"31536000\"; includeSubDomains; preload"]),
+            ["max-age value \"\\\"31536000\\\"\" is not plain digits (header.parse.max_age.non_digit_characters)"]
+        );
+        assert_eq!(
+            preload_header_issues(&["max-age=300"]),
+            [
+                "no includeSubDomains directive (header.preloadable.include_sub_domains.missing)",
+                "no preload directive (header.preloadable.preload.missing)",
+                "max-age=300 is below 31536000 seconds, one year (header.preloadable.max_age.below_1_year)"
+            ]
+        );
+        assert!(
+            preload_header_issues(&["max-age=0; includeSubDomains; preload"])[0]
+                .contains("(header.preloadable.max_age.zero)")
+        );
+        // A repeated directive is only a warning for hstspreload.
+        assert!(preload_header_issues(&[
+            "max-age=31536000; max-age=31536000; includeSubDomains; preload"
+        ])
+        .is_empty());
+        assert_eq!(
+            preload_header_issues(&[]),
+            ["no Strict-Transport-Security header (response.no_header)"]
+        );
+    }
+
+    #[test]
+    fn preload_redirect_rules_follow_hstspreload() {
+        let plain = |status, location: Option<&str>| PlainHttp {
+            port: 80,
+            status,
+            location: location.map(str::to_string),
+            redirects_to_https: false,
+            acme_status: None,
+            acme_location: None,
+            error: None,
+        };
+        let ok = plain(Some(301), Some("https://a.test/"));
+        assert!(preload_redirect_issues(Some(&ok), "a.test").is_empty());
+        let ok = plain(Some(308), Some("HTTPS://A.test:8443/x?y"));
+        assert!(preload_redirect_issues(Some(&ok), "a.test").is_empty());
+        let www = plain(Some(301), Some("https://www.a.test/"));
+        assert!(preload_redirect_issues(Some(&www), "a.test")[0]
+            .ends_with("(redirects.http.www_first)"));
+        let other = plain(Some(302), Some("https://b.test/"));
+        assert_eq!(
+            preload_redirect_issues(Some(&other), "a.test"),
+            ["http://a.test redirects to https://b.test/; the first redirect must go to https://a.test on the same host (redirects.http.first_redirect.insecure)"]
+        );
+        let insecure = plain(Some(301), Some("http://a.test/x"));
+        assert!(preload_redirect_issues(Some(&insecure), "a.test")[0]
+            .ends_with("(redirects.http.first_redirect.insecure)"));
+        let none = plain(Some(200), None);
+        assert!(preload_redirect_issues(Some(&none), "a.test")[0]
+            .ends_with("(redirects.http.no_redirect)"));
+        // Unreachable over HTTP: a warning for hstspreload, not a failed rule.
+        assert!(preload_redirect_issues(Some(&plain(None, None)), "a.test").is_empty());
+        assert_eq!(preload_redirect_issues(None, "a.test").len(), 1);
     }
 }

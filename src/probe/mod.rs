@@ -573,8 +573,14 @@ async fn collect(
                 return facts;
             }
         }
-        facts.hsts =
-            head.map(|h| h.map(|h| http::parse_hsts(h.header("strict-transport-security"))));
+        facts.hsts = head.map(|h| {
+            h.map(|h| {
+                let mut hsts = http::hsts_from(&h.all("strict-transport-security"));
+                let plain = facts.http.as_ref().filter(|_| policy.http_port != 0);
+                http::add_redirect_rules(&mut hsts, plain, &t.host);
+                hsts
+            })
+        });
     }
     if let (Some(name), Some(store), Some(c)) = (&t.certificate, &opts.store, &facts.certificate) {
         facts.stored = Some(stored(store, name, c));

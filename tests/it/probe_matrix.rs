@@ -654,3 +654,100 @@ fn certificate_matrix() {
         "{table}"
     );
 }
+
+/// hstspreload's rules on real nginx sites: one header and a same-host
+/// redirect are eligible; two headers, a redirect to another host first, or
+/// to www first are not, and the report says which rule failed.
+#[test]
+fn hsts_preload_rules() {
+    require!("nginx");
+    let dir = open_tempdir();
+    let d = dir.path();
+    let webroot = d.join("webroot");
+    std::fs::create_dir_all(webroot.join(".well-known/acme-challenge")).unwrap();
+    let nginx = Nginx::start(&d.join("nginx"), &webroot);
+    let root = Issuer::root(d, "Preload Root");
+    let preload = "add_header Strict-Transport-Security \"max-age=63072000; includeSubDomains; preload\" always;";
+    let mut ports = Vec::new();
+    for (host, header) in [
+        ("good.test", preload.to_string()),
+        ("twice.test", format!("{preload} {preload}")),
+        ("cross.test", preload.to_string()),
+        ("wwwfirst.test", preload.to_string()),
+    ] {
+        let leaf = root.leaf(host, KeyPair::generate().unwrap(), (-24, 89 * 24), false);
+        let s = site(&nginx, d, host, leaf, &[], false);
+        // `site` adds the one-year header; this case's header replaces it.
+        let conf = nginx.sites.join(format!("{host}.conf"));
+        let text = std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace(HSTS_YEAR, &header);
+        std::fs::write(&conf, text).unwrap();
+        ports.push(s.port);
+    }
+    // Plain HTTP for two hosts redirects elsewhere first.
+    let hp = nginx.http_port;
+    nginx.add_site(
+        "plain-redirects",
+        &format!(
+            "server {{ listen 127.0.0.1:{hp}; server_name cross.test; return 301 https://other.test$request_uri; }}\n\
+             server {{ listen 127.0.0.1:{hp}; server_name wwwfirst.test; return 301 https://www.wwwfirst.test$request_uri; }}\n"
+        ),
+    );
+    nginx.reload();
+    for p in &ports {
+        common::wait_for("the TLS site", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok()
+        });
+    }
+    let hps = hp.to_string();
+    let targets: Vec<String> = ["good.test", "twice.test", "cross.test", "wwwfirst.test"]
+        .iter()
+        .zip(&ports)
+        .map(|(h, p)| format!("{h}:{p}"))
+        .collect();
+    let mut args = vec![
+        "probe",
+        "--json",
+        "--ca-file",
+        p(&root.cert),
+        "--http-port",
+        &hps,
+        "--connect",
+        "127.0.0.1",
+    ];
+    args.extend(targets.iter().map(String::as_str));
+    let out = certkeep(Path::new(NO_CONFIG), &args);
+    let r: Vec<Value> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON: {e}\n{}", text(&out)));
+    let hsts = |i: usize| &r[i]["hsts"];
+    assert_eq!(hsts(0)["preload_eligible"], true, "{:#}", r[0]);
+    assert_eq!(hsts(0)["headers"], 1);
+    assert_eq!(hsts(1)["headers"], 2, "{:#}", r[1]);
+    assert_eq!(hsts(1)["preload_eligible"], false);
+    assert_eq!(
+        hsts(1)["preload_issues"],
+        serde_json::json!([
+            "2 Strict-Transport-Security headers where exactly one is allowed (response.multiple_headers)"
+        ])
+    );
+    assert_eq!(hsts(2)["preload_eligible"], false, "{:#}", r[2]);
+    assert_eq!(
+        hsts(2)["preload_issues"],
+        serde_json::json!([
+            "http://cross.test redirects to https://other.test/; the first redirect must go to https://cross.test on the same host (redirects.http.first_redirect.insecure)"
+        ])
+    );
+    assert_eq!(hsts(3)["preload_eligible"], false);
+    assert!(
+        hsts(3)["preload_issues"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("(redirects.http.www_first)"),
+        "{:#}",
+        r[3]
+    );
+    for x in &r {
+        assert_plain(x);
+    }
+}
