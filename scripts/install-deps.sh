@@ -3,13 +3,14 @@
 # the demo and the benchmarks use:
 #   nginx, pebble + pebble-challtestsrv (>= 2.5: it serves ARI renewalInfo),
 #   sslscan (a peer for protocol verdicts), certbot and lego (benchmark peers),
-#   openssl and curl (independent checks), systemd (systemd-analyze verify),
+#   openssl and curl (independent checks), python3 (its email package parses
+#   alert mails as an independent MIME parser), systemd (systemd-analyze verify),
 #   hyperfine and time (benchmarks).
 # Debian 12's pebble is 2.4 (no ARI); Debian 13's 2.6 is fetched through the
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(nginx-light sslscan certbot lego curl openssl systemd hyperfine time bc ca-certificates)
+pkgs=(nginx-light sslscan certbot lego curl openssl python3 systemd hyperfine time bc ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod alerts;
+mod alerts_email;
 mod crash;
 mod daemon;
 mod faults;
