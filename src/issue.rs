@@ -40,46 +40,50 @@ pub struct Issuer<'a> {
     pub store: &'a Store,
 }
 
+/// How the self-check reaches nginx, or None when it is off.
+fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueError> {
+    let h = &config.http01;
+    if !h.self_check {
+        return Ok(None);
+    }
+    let connect = match &h.self_check_connect {
+        Some(s) => Some(s.parse().map_err(|_| IssueError::ConnectAddr(s.clone()))?),
+        None => None,
+    };
+    Ok(Some(SelfCheck {
+        port: h.self_check_port,
+        connect,
+        ca_bundle: config.acme.ca_bundle.clone(),
+    }))
+}
+
+/// Runs the self-check for every domain of `c`. Callers run it before
+/// connecting to the CA: a local problem is reported at once, without
+/// registering an account or waiting out retries against a CA that is down.
+pub async fn preflight(config: &Config, c: &CertificateConfig) -> Result<(), IssueError> {
+    let Some(how) = self_check_settings(config)? else {
+        return Ok(());
+    };
+    for d in &c.domains {
+        let root = c
+            .webroot_for(&d.0)
+            .unwrap_or_else(|| std::path::Path::new("."));
+        webroot::self_check(&d.0, root, &how).await?;
+        tracing::debug!(domain = %d.0, "self-check passed");
+    }
+    Ok(())
+}
+
 impl Issuer<'_> {
-    fn self_check(&self) -> Result<Option<SelfCheck>, IssueError> {
-        let h = &self.config.http01;
-        if !h.self_check {
-            return Ok(None);
-        }
-        let connect = match &h.self_check_connect {
-            Some(s) => Some(s.parse().map_err(|_| IssueError::ConnectAddr(s.clone()))?),
-            None => None,
-        };
-        Ok(Some(SelfCheck {
-            port: h.self_check_port,
-            connect,
-            ca_bundle: self.config.acme.ca_bundle.clone(),
-        }))
-    }
-
-    /// Runs the self-check for every domain of `c`.
-    pub async fn preflight(&self, c: &CertificateConfig) -> Result<(), IssueError> {
-        let Some(how) = self.self_check()? else {
-            return Ok(());
-        };
-        for d in &c.domains {
-            let root = c
-                .webroot_for(&d.0)
-                .unwrap_or_else(|| std::path::Path::new("."));
-            webroot::self_check(&d.0, root, &how).await?;
-            tracing::debug!(domain = %d.0, "self-check passed");
-        }
-        Ok(())
-    }
-
-    /// Self-check, key, order; returns the PEM texts without storing them.
+    /// Key and order; returns the PEM texts without storing them. Run
+    /// [`preflight`] first. Stops early on shutdown (challenge files are
+    /// removed as the order is dropped).
     pub async fn obtain(
         &self,
         c: &CertificateConfig,
         replaces: Option<CertificateIdentifier<'static>>,
         reuse_from_store: bool,
     ) -> Result<Obtained, IssueError> {
-        self.preflight(c).await?;
         // A damaged lineage's key is not trusted: it may not be the key of
         // its certificate. A new one is made and the lineage replaced whole.
         let reusable = if c.reuse_key && reuse_from_store {
@@ -112,16 +116,22 @@ impl Issuer<'_> {
             .map(|d| c.webroot_for(d).map(PathBuf::from).unwrap_or_default())
             .collect();
         let csr = keys::csr_der(&domains, &key)?;
-        let pem = self
-            .client
-            .obtain(&OrderRequest {
-                domains: &domains,
-                webroots: &webroots,
-                csr_der: &csr,
-                replaces,
-                timeout: self.config.acme.order_timeout.0,
-            })
-            .await?;
+        let request = OrderRequest {
+            domains: &domains,
+            webroots: &webroots,
+            csr_der: &csr,
+            replaces,
+            timeout: self.config.acme.order_timeout.0,
+        };
+        let order = self.client.obtain(&request);
+        let pem = crate::shutdown::global()
+            .run(order)
+            .await
+            .map_err(|source| AcmeError::Cancelled {
+                what: "the order".into(),
+                directory: self.client.directory.clone(),
+                source,
+            })??;
         let privkey = key.serialize_pem();
         let version = split_chain(&pem, privkey)?;
         let chain = cert::parse_pem_chain(version.fullchain.as_bytes(), "the issued chain")
@@ -136,7 +146,8 @@ impl Issuer<'_> {
         Ok(Obtained { version, leaf })
     }
 
-    /// Obtains and stores a new version, moving the live links to it.
+    /// Obtains and stores a new version, moving the live links to it. Run
+    /// [`preflight`] first.
     pub async fn issue(&self, c: &CertificateConfig) -> Result<(u32, CertFacts), IssueError> {
         let got = self.obtain(c, None, true).await?;
         let v = self.store.write_version(c.name(), &got.version)?;

@@ -20,5 +20,6 @@ pub mod net;
 pub mod nginx;
 pub mod probe;
 pub mod renew;
+pub mod shutdown;
 pub mod store;
 pub mod webroot;

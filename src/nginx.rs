@@ -66,7 +66,12 @@ pub async fn confirm(
     let mut delay = Duration::from_millis(25);
     let mut seen = 0;
     loop {
-        let last = match served_serial(endpoint, sni, Duration::from_secs(5)).await {
+        // Each attempt ends by the deadline (with a floor, so the last one
+        // can still complete a handshake): a silent port costs `timeout`.
+        let attempt = timeout
+            .saturating_sub(start.elapsed())
+            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let last = match served_serial(endpoint, sni, attempt).await {
             Ok(serial) if serial == expected => {
                 seen += 1;
                 if seen >= CONFIRMATIONS {

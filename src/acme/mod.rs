@@ -46,6 +46,12 @@ pub enum AcmeError {
     Order(String),
     #[error(transparent)]
     Key(#[from] keys::KeyError),
+    #[error("{what} at the CA ({directory}) was not retried: {source}")]
+    Cancelled {
+        what: String,
+        directory: String,
+        source: crate::shutdown::Cancelled,
+    },
 }
 
 /// A connected ACME account plus what we learned about the CA.
@@ -179,7 +185,14 @@ async fn fetch_directory_retrying(
         };
         attempt += 1;
         tracing::warn!(wait = ?wait, "{e}; retrying");
-        tokio::time::sleep(wait).await;
+        crate::shutdown::global()
+            .sleep(wait)
+            .await
+            .map_err(|source| AcmeError::Cancelled {
+                what: "fetching the directory".into(),
+                directory: directory.to_string(),
+                source,
+            })?;
     }
 }
 
@@ -195,11 +208,13 @@ async fn fetch_directory(
         directory: directory.to_string(),
         detail,
     };
-    let rsp = http
-        .get(directory)
-        .send()
-        .await
-        .map_err(|e| (err(error_chain(&e)), Some((retry::Class::Transient, None))))?;
+    let rsp = http.get(directory).send().await.map_err(|e| {
+        let class = retry::transport(&e);
+        (
+            err(error_chain(&e)),
+            (class != retry::Class::Fatal).then_some((class, None)),
+        )
+    })?;
     let status = rsp.status();
     if !status.is_success() {
         let retry_after = rsp
@@ -343,8 +358,14 @@ impl Retrier {
                 if class != retry::Class::BadNonce {
                     tracing::warn!(what, wait = ?d, "the CA answered {}; retrying", error_chain(&e));
                 }
-                tokio::time::sleep(d).await;
-                Ok(())
+                crate::shutdown::global()
+                    .sleep(d)
+                    .await
+                    .map_err(|source| AcmeError::Cancelled {
+                        what: what.to_string(),
+                        directory: directory.to_string(),
+                        source,
+                    })
             }
             None => Err(AcmeError::Ca {
                 what: what.to_string(),

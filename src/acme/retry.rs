@@ -11,7 +11,9 @@ pub enum Class {
     RateLimited,
     /// 5xx, `serverInternal`, connection or timeout trouble: back off.
     Transient,
-    /// Anything else: retrying will not help.
+    /// Anything else: retrying will not help (a 4xx other than 429 and
+    /// `badNonce`, a CA certificate that does not verify, a host name that
+    /// does not resolve).
     Fatal,
 }
 
@@ -33,9 +35,49 @@ pub fn classify(e: &instant_acme::Error) -> Class {
         }
         // A 5xx from a proxy or load balancer is usually not a problem document.
         E::Json(_) => Class::Transient,
-        E::Other(inner) if inner.downcast_ref::<reqwest::Error>().is_some() => Class::Transient,
+        E::Other(inner) if inner.downcast_ref::<reqwest::Error>().is_some() => {
+            transport(inner.as_ref())
+        }
         _ => Class::Fatal,
     }
+}
+
+/// How to treat a failure below HTTP (connecting, resolving, TLS): walks the
+/// cause chain. A certificate that does not verify and a name that does not
+/// resolve stay so for the whole retry budget, so they fail at once; a
+/// refused or reset connection or a timeout may pass, so it is retried.
+pub fn transport(e: &(dyn std::error::Error + 'static)) -> Class {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(tls) = rustls_error(c) {
+            if matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            ) {
+                return Class::Fatal;
+            }
+        }
+        let msg = c.to_string();
+        if msg.starts_with("dns error")
+            || msg.contains("failed to lookup address")
+            || msg.starts_with("invalid peer certificate")
+        {
+            return Class::Fatal;
+        }
+        cur = c.source();
+    }
+    Class::Transient
+}
+
+/// The rustls error `e` is, or wraps as an `io::Error` (whose `source()`
+/// skips the wrapped error itself).
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return Some(r);
+    }
+    e.downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 /// Most immediate retries for bad nonces before giving up.
@@ -99,6 +141,89 @@ mod tests {
         assert_eq!(classify(&instant_acme::Error::Str("x")), Class::Fatal);
         let json = serde_json::from_str::<u8>("<html>").unwrap_err();
         assert_eq!(classify(&instant_acme::Error::Json(json)), Class::Transient);
+    }
+
+    /// An error wrapping `inner`, as hyper and reqwest wrap theirs.
+    #[derive(Debug)]
+    struct Wrap(&'static str, Box<dyn std::error::Error + Send + Sync>);
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(self.1.as_ref())
+        }
+    }
+
+    #[test]
+    fn transport_failures_that_retrying_cannot_fix_are_fatal() {
+        // The CA's certificate does not verify, as tokio-rustls reports it:
+        // an io::Error carrying the rustls error.
+        let bad_cert = Wrap(
+            "client error (Connect)",
+            Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            )),
+        );
+        assert_eq!(transport(&bad_cert), Class::Fatal);
+        let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        assert_eq!(transport(&expired), Class::Fatal);
+        // An unknown host name, as hyper's resolver reports it.
+        let dns = Wrap(
+            "client error (Connect)",
+            Box::new(Wrap(
+                "dns error",
+                Box::new(std::io::Error::other(
+                    "failed to lookup address information: Name or service not known",
+                )),
+            )),
+        );
+        assert_eq!(transport(&dns), Class::Fatal);
+        // Refused, reset, timed out: the CA may be back in a moment.
+        for kind in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            let e = Wrap(
+                "client error (Connect)",
+                Box::new(std::io::Error::from(kind)),
+            );
+            assert_eq!(transport(&e), Class::Transient, "{kind:?}");
+        }
+        // A TLS failure other than verification (an alert from a busy
+        // front end) is retried.
+        let alert = Wrap(
+            "client error (Connect)",
+            Box::new(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(rustls::AlertDescription::InternalError),
+            )),
+        );
+        assert_eq!(transport(&alert), Class::Transient);
+    }
+
+    #[test]
+    fn client_errors_other_than_429_and_bad_nonce_are_fatal() {
+        for (t, status) in [
+            ("malformed", 400),
+            ("unauthorized", 401),
+            ("unauthorized", 403),
+            ("accountDoesNotExist", 404),
+            ("badCSR", 400),
+        ] {
+            assert_eq!(classify(&problem(t, status)), Class::Fatal, "{t} {status}");
+            assert_eq!(
+                delay(classify(&problem(t, status)), 0, None, BIG, 0.5),
+                None
+            );
+        }
+        assert_eq!(classify(&problem("rateLimited", 429)), Class::RateLimited);
+        assert_eq!(classify(&problem("malformed", 429)), Class::RateLimited);
+        assert_eq!(classify(&problem("badNonce", 400)), Class::BadNonce);
     }
 
     #[test]

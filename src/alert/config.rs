@@ -239,7 +239,13 @@ pub struct Channel {
     /// Alerts below this severity are not sent here.
     pub min_severity: Severity,
     pub kind: ChannelKind,
+    /// Longest one send may take (connect, TLS, every exchange); a slower
+    /// send counts as failed and stays queued.
+    pub timeout: Duration,
 }
+
+/// `[[alert.channel]] timeout` when unset.
+pub const DEFAULT_CHANNEL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub enum ChannelKind {
@@ -446,6 +452,10 @@ impl TryFrom<RawChannel> for Channel {
             Ok(())
         };
         let url_set = r.url.is_some() || r.url_file.is_some() || r.url_env.is_some();
+        let timeout = r.timeout.map(|t| t.0).unwrap_or(DEFAULT_CHANNEL_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(ctx("timeout must be longer than 0s".into()));
+        }
         let email_set = [
             ("from", r.from.is_some()),
             ("to", !r.to.is_empty()),
@@ -504,7 +514,7 @@ impl TryFrom<RawChannel> for Channel {
                     password,
                     ca_bundle: r.ca_bundle,
                     subject_prefix: r.subject_prefix.unwrap_or_else(|| "[certkeep]".into()),
-                    timeout: r.timeout.map(|t| t.0).unwrap_or(Duration::from_secs(30)),
+                    timeout,
                 })
             }
             RawKind::Slack | RawKind::Webhook => {
@@ -556,6 +566,7 @@ impl TryFrom<RawChannel> for Channel {
             name,
             min_severity: r.min_severity,
             kind,
+            timeout,
         })
     }
 }

@@ -48,15 +48,38 @@ fn max_per_message(c: &Channel) -> usize {
     }
 }
 
+/// One attempt, ended after the channel's timeout whatever the peer does
+/// (lettre bounds only the TCP connect; a server that accepts and never
+/// greets, or stalls a TLS handshake, would hold the run for ever).
+async fn send_once(channel: &Channel, batch: &[Notification]) -> Result<(), SendError> {
+    let attempt = async {
+        match &channel.kind {
+            ChannelKind::Email(c) => email::send(c, batch).await,
+            ChannelKind::Slack(c) => slack::send(c, batch).await,
+            ChannelKind::Webhook(c) => webhook::send(c, &channel.name, batch).await,
+        }
+    };
+    match tokio::time::timeout(channel.timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => {
+            let peer = match &channel.kind {
+                ChannelKind::Email(c) => format!("SMTP server {}:{}", c.host, c.port),
+                ChannelKind::Slack(_) => "the Slack webhook".into(),
+                ChannelKind::Webhook(_) => "the webhook".into(),
+            };
+            Err(SendError::new(format!(
+                "{peer} did not complete the delivery within {:?} (the channel's timeout)",
+                channel.timeout
+            )))
+        }
+    }
+}
+
 /// Sends one message; a short `Retry-After` is waited out once.
 pub async fn send(channel: &Channel, batch: &[Notification]) -> Result<(), SendError> {
     let mut waited = false;
     loop {
-        let r = match &channel.kind {
-            ChannelKind::Email(c) => email::send(c, batch).await,
-            ChannelKind::Slack(c) => slack::send(c, batch).await,
-            ChannelKind::Webhook(c) => webhook::send(c, &channel.name, batch).await,
-        };
+        let r = send_once(channel, batch).await;
         match r {
             Err(e) if !waited && e.retry_after.is_some_and(|d| d <= SHORT_RETRY) => {
                 let wait = e.retry_after.unwrap_or_default();

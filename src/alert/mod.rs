@@ -258,6 +258,9 @@ async fn lock(path: &Path, wait: Duration) -> Result<StoreLock, AlertError> {
             source,
         }),
         Err(LockError::Store(e)) => Err(io_err("lock", path)(io::Error::other(e.to_string()))),
+        Err(e @ LockError::Cancelled { .. }) => {
+            Err(io_err("lock", path)(io::Error::other(e.to_string())))
+        }
     }
 }
 
@@ -271,6 +274,12 @@ pub async fn report(
     ok_keys: &[String],
 ) -> Result<Option<DeliveryReport>, AlertError> {
     if config.alert.channels.is_empty() {
+        return Ok(None);
+    }
+    if crate::shutdown::global().is_cancelled() {
+        // A job cut short by shutdown observed its own interruption, not the
+        // world: record nothing; the next run observes again.
+        tracing::info!("shutting down: this run's observations are not recorded as alerts");
         return Ok(None);
     }
     let store = Store::new(&config.store);

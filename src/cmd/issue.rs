@@ -47,6 +47,22 @@ pub async fn run(config: &Config, names: &[String], all: bool) -> u8 {
         report("cannot clean up the store", &e);
         return EXIT_FAILURE;
     }
+    // Self-checks first: a broken webroot is reported before the CA is
+    // contacted or an account registered.
+    let mut failed = 0;
+    let mut checked = Vec::new();
+    for c in selected {
+        match crate::issue::preflight(config, c).await {
+            Ok(()) => checked.push(c),
+            Err(e) => {
+                failed += 1;
+                report(&format!("{}: not issued", c.name()), &e);
+            }
+        }
+    }
+    if checked.is_empty() {
+        return EXIT_FAILURE;
+    }
     let client = match super::account(config, &store).await {
         Ok(c) => c,
         Err(code) => return code,
@@ -56,8 +72,7 @@ pub async fn run(config: &Config, names: &[String], all: bool) -> u8 {
         client: &client,
         store: &store,
     };
-    let mut failed = 0;
-    for c in selected {
+    for c in checked {
         let started = std::time::Instant::now();
         match issuer.issue(c).await {
             Ok((version, leaf)) => println!(

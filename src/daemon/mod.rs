@@ -112,8 +112,87 @@ fn reload(path: &Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| e.to_string())
 }
 
+/// The two kinds of job. Each runs as its own task, at most one of a kind at
+/// a time, so a renewal retrying against an unreachable CA stops no probe
+/// round and a slow probe round delays no renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Renew,
+    Probe,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Renew => "renewal check",
+            Kind::Probe => "probe round",
+        }
+    }
+}
+
+/// The running job of each kind.
+#[derive(Default)]
+struct Running {
+    renew: Option<tokio::task::JoinHandle<()>>,
+    probe: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn slot(&mut self, kind: Kind) -> &mut Option<tokio::task::JoinHandle<()>> {
+        match kind {
+            Kind::Renew => &mut self.renew,
+            Kind::Probe => &mut self.probe,
+        }
+    }
+
+    /// Starts a job of `kind` unless one is still running (then this turn is
+    /// skipped, not queued: the next scheduled time comes soon enough).
+    fn start(
+        &mut self,
+        kind: Kind,
+        config: &Arc<Config>,
+        metrics: &Shared,
+        done: &tokio::sync::mpsc::UnboundedSender<Kind>,
+    ) {
+        let slot = self.slot(kind);
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            tracing::warn!(
+                "the previous {} is still running; skipping this scheduled one",
+                kind.name()
+            );
+            return;
+        }
+        let (config, metrics, done) = (config.clone(), metrics.clone(), done.clone());
+        *slot = Some(tokio::spawn(async move {
+            match kind {
+                Kind::Renew => jobs::renew(&config, &metrics).await,
+                Kind::Probe => jobs::probe(&config, &metrics).await,
+            }
+            release_memory();
+            let _ = done.send(kind);
+        }));
+    }
+
+    /// Waits up to `grace` for the running jobs, then aborts what is left.
+    async fn finish(&mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for kind in [Kind::Renew, Kind::Probe] {
+            if let Some(mut h) = self.slot(kind).take() {
+                if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                    tracing::warn!(
+                        "the {} did not finish within {grace:?}; aborted",
+                        kind.name()
+                    );
+                    h.abort();
+                }
+            }
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
-pub async fn run(config_path: PathBuf, mut config: Config) -> u8 {
+pub async fn run(config_path: PathBuf, config: Config) -> u8 {
+    let mut config = Arc::new(config);
     let metrics: Shared = Arc::new(Mutex::new(metrics::Metrics::default()));
     let mut signals = match Signals::new() {
         Ok(s) => s,
@@ -160,42 +239,47 @@ pub async fn run(config_path: PathBuf, mut config: Config) -> u8 {
     notify(&[NotifyState::Ready]);
     status(&next, &metrics);
 
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Kind>();
+    let mut running = Running::default();
     loop {
         let wake = next.renew.min(next.probe);
         let sleep = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
+            Some(_) = done_rx.recv() => {
+                status(&next, &metrics);
+                continue;
+            }
             ev = signals.next() => match ev {
-                Event::Stop(sig) => return stop(sig),
+                Event::Stop(sig) => {
+                    // Every wait in the jobs (retry back-offs, lock waits,
+                    // hooks) ends now; they wind down within moments.
+                    crate::shutdown::global().cancel();
+                    notify(&[NotifyState::Stopping]);
+                    let grace = config.daemon.shutdown_timeout.0;
+                    tracing::info!("{sig}: stopping the running jobs (waiting up to {grace:?})");
+                    running.finish(grace).await;
+                    return stop(sig);
+                }
                 Event::Reload => {
-                    apply_reload(&config_path, &mut config, &mut next, &metrics);
+                    // Running jobs finish with the configuration they started with.
+                    let mut c = (*config).clone();
+                    apply_reload(&config_path, &mut c, &mut next, &metrics);
+                    config = Arc::new(c);
                     continue;
                 }
             },
         }
         let now = Utc::now();
-        let mut reload_pending = false;
-        let grace = config.daemon.shutdown_timeout.0;
         if now >= next.renew {
             next.renew = next_renew(&config, now);
-            let job = jobs::renew(&config, &metrics);
-            if let Some(sig) = run_job(job, &mut signals, grace, &mut reload_pending).await {
-                return stop(sig);
-            }
-            status(&next, &metrics);
+            running.start(Kind::Renew, &config, &metrics, &done_tx);
         }
-        if Utc::now() >= next.probe {
-            next.probe = next_probe(&config, Utc::now());
-            let job = jobs::probe(&config, &metrics);
-            if let Some(sig) = run_job(job, &mut signals, grace, &mut reload_pending).await {
-                return stop(sig);
-            }
-            status(&next, &metrics);
+        if now >= next.probe {
+            next.probe = next_probe(&config, now);
+            running.start(Kind::Probe, &config, &metrics, &done_tx);
         }
-        if reload_pending {
-            apply_reload(&config_path, &mut config, &mut next, &metrics);
-        }
-        release_memory();
+        status(&next, &metrics);
     }
 }
 
@@ -234,34 +318,6 @@ fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Sha
     }
     notify(&[NotifyState::Ready]);
     status(next, metrics);
-}
-
-/// Drives a job to completion while watching signals. On SIGTERM/SIGINT the
-/// job gets `grace` to finish, then is dropped (the store stays consistent:
-/// every write is atomic). Returns the stop signal, if any.
-async fn run_job<F: std::future::Future<Output = ()>>(
-    job: F,
-    signals: &mut Signals,
-    grace: Duration,
-    reload_pending: &mut bool,
-) -> Option<&'static str> {
-    tokio::pin!(job);
-    loop {
-        tokio::select! {
-            () = &mut job => return None,
-            ev = signals.next() => match ev {
-                Event::Reload => *reload_pending = true,
-                Event::Stop(sig) => {
-                    tracing::info!("{sig}: letting the current job finish (up to {grace:?})");
-                    notify(&[NotifyState::Stopping]);
-                    if tokio::time::timeout(grace, &mut job).await.is_err() {
-                        tracing::warn!("the current job did not finish within {grace:?}; aborted");
-                    }
-                    return Some(sig);
-                }
-            },
-        }
-    }
 }
 
 fn stop(sig: &str) -> u8 {

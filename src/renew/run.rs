@@ -226,32 +226,10 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
         return Ok(out);
     }
 
-    let attempt = match unreachable {
-        Some(e) => Err(e),
-        None => match client {
-            Some(c) if !opts.dry_run => Ok(c),
-            _ => connect(config, directory, &store, !opts.dry_run).await,
-        },
-    };
-    let client = match attempt {
-        Ok(c) => {
-            out.ca_reachable = Some(true);
-            c
-        }
-        Err(e) => {
-            for (c, cur, _) in &due {
-                out.failed.push(failed(c, *cur, e.clone()));
-            }
-            out.ca_reachable = Some(false);
-            track_ca(&store, opts.dry_run, now, &mut out);
-            return Ok(out);
-        }
-    };
-    let issuer = Issuer {
-        config,
-        client: &client,
-        store: &store,
-    };
+    // The CA is contacted (and an account registered) only once a
+    // certificate's self-check passed: a broken webroot is reported at once,
+    // not after a retry budget spent on an unreachable CA.
+    let mut client: Option<AcmeClient> = client.filter(|_| !opts.dry_run);
     let hook_timeout = config
         .hooks
         .timeout
@@ -296,6 +274,27 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
             _ => None,
         };
         tracing::info!(certificate = c.name(), %reason, "renewing");
+        if let Err(e) = crate::issue::preflight(config, c).await {
+            out.failed.push(failed(c, *cur, error_chain(&e)));
+            continue;
+        }
+        if client.is_none() && unreachable.is_none() {
+            match connect(config, directory, &store, !opts.dry_run).await {
+                Ok(cl) => client = Some(cl),
+                Err(e) => unreachable = Some(e),
+            }
+            out.ca_reachable = Some(client.is_some());
+        }
+        let Some(client) = client.as_ref() else {
+            let e = unreachable.clone().unwrap_or_default();
+            out.failed.push(failed(c, *cur, e));
+            continue;
+        };
+        let issuer = Issuer {
+            config,
+            client,
+            store: &store,
+        };
         let got = match issuer.obtain(c, replaces, !opts.dry_run).await {
             Ok(g) => g,
             Err(e) => {

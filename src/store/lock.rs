@@ -23,6 +23,11 @@ pub enum LockError {
     Store(#[from] StoreError),
     #[error("another certkeep run still holds {path} after {waited:?}; try again later or raise [renewal] lock_wait")]
     Timeout { path: PathBuf, waited: Duration },
+    #[error("gave up waiting for {path}: {source}")]
+    Cancelled {
+        path: PathBuf,
+        source: crate::shutdown::Cancelled,
+    },
 }
 
 /// Takes the store lock, waiting up to `wait` for another run to finish.
@@ -32,7 +37,7 @@ pub async fn acquire(state_dir: &Path, wait: Duration) -> Result<StoreLock, Lock
 }
 
 /// Takes an exclusive lock on the file `path` (created 0600 if missing),
-/// waiting up to `wait` for its holder.
+/// waiting up to `wait` for its holder, or until shutdown.
 pub async fn acquire_file(path: &Path, wait: Duration) -> Result<StoreLock, LockError> {
     let path = path.to_path_buf();
     let file = OpenOptions::new()
@@ -58,7 +63,12 @@ pub async fn acquire_file(path: &Path, wait: Duration) -> Result<StoreLock, Lock
                     tracing::info!(lock = %path.display(), "another certkeep run holds the store lock; waiting up to {:?}", wait);
                     told = true;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Err(source) = crate::shutdown::global()
+                    .sleep(Duration::from_millis(100))
+                    .await
+                {
+                    return Err(LockError::Cancelled { path, source });
+                }
             }
             Err(e) => return Err(io_err("lock", &path)(e.into()).into()),
         }
