@@ -13,6 +13,7 @@ pub mod http_receiver;
 pub mod lineage;
 pub mod nginx;
 pub mod pebble;
+pub mod silent;
 pub mod smtp;
 pub mod tlsgen;
 
@@ -235,4 +236,70 @@ impl Drop for KillOnDrop {
         }
         let _ = self.0.wait();
     }
+}
+
+/// Runs the certkeep binary with `--config config`, killing it (and failing
+/// the test) when it runs longer than `bound`: a hang shows as a failure
+/// naming the bound, never as a stuck test. Returns the output and how long
+/// it ran.
+pub fn certkeep_within(config: &Path, args: &[&str], bound: Duration) -> (Output, Duration) {
+    use std::io::Read;
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run certkeep");
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = pipe(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = pipe(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for certkeep") {
+            break s;
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            let o = Output {
+                status: std::process::ExitStatus::default(),
+                stdout: out.join().unwrap_or_default(),
+                stderr: err.join().unwrap_or_default(),
+            };
+            panic!(
+                "certkeep {args:?} still ran after {bound:?} and was killed\n{}",
+                text(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = start.elapsed();
+    let o = Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    (o, took)
 }

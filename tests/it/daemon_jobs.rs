@@ -1,0 +1,172 @@
+//! The daemon's jobs run independently: a renewal retrying against an
+//! unreachable CA stops no probe round, and SIGTERM during its retry
+//! back-off stops the daemon at once rather than after the shutdown timeout.
+//! The daemon runs as a child process; nothing here needs Pebble or nginx.
+
+use crate::common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::silent::SilentPeer;
+
+/// `certkeep_last_run_timestamp_seconds{job="<job>"}` from the metrics text.
+fn last_run(metrics: &str, job: &str) -> Option<i64> {
+    let prefix = format!("certkeep_last_run_timestamp_seconds{{job=\"{job}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn probes_run_while_a_renewal_retries_and_sigterm_stops_the_back_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let webroot = dir.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    // The CA: a port nothing listens on (connections refused, retried with
+    // back-off for the whole 10 min budget).
+    let ca_port = common::free_port();
+    // The probed endpoint never answers: each round ends at its 1 s timeout.
+    let endpoint = SilentPeer::start();
+    let metrics_port = common::free_port();
+    let config = dir.path().join("certkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"store = {store:?}
+
+[acme]
+directory = "https://127.0.0.1:{ca_port}/dir"
+email = "ops@example.com"
+
+[http01]
+self_check = false
+
+[renewal]
+retry_budget = "10m"
+
+[daemon]
+renew_at_start = true
+renew_schedule = "0 0 1 1 *"
+probe_schedule = "* * * * * *"
+metrics_listen = "127.0.0.1:{metrics_port}"
+shutdown_timeout = "120s"
+
+[probe]
+managed_certificates = false
+total_timeout = "1s"
+
+[[endpoint]]
+url = "https://127.0.0.1:{port}"
+
+[[certificate]]
+name = "a"
+domains = ["a.test"]
+webroot = {webroot:?}
+"#,
+            store = dir.path().join("store").display().to_string(),
+            port = endpoint.port,
+            webroot = webroot.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "-v", "--log-format", "plain"])
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    let logged = |s: &str| log.lock().unwrap().matches(s).count();
+    let metrics = || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    };
+    let kill = |child: &mut std::process::Child, why: String| -> ! {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{why}\n--- daemon log\n{}", log.lock().unwrap());
+    };
+
+    // The renewal starts at once and keeps retrying; meanwhile probe rounds
+    // complete, one after another.
+    let start = Instant::now();
+    let mut rounds = Vec::new();
+    while rounds.len() < 3 || logged("retrying") < 3 {
+        if start.elapsed() > Duration::from_secs(40) {
+            kill(
+                &mut child,
+                format!(
+                    "within 40 s: probe rounds finished at {rounds:?}, {} retries",
+                    logged("retrying")
+                ),
+            );
+        }
+        if let Some(t) = last_run(&metrics(), "probe") {
+            if rounds.last() != Some(&t) {
+                rounds.push(t);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        logged("renewal check done"),
+        0,
+        "the renewal should still be retrying: {}",
+        log.lock().unwrap()
+    );
+    assert!(last_run(&metrics(), "renew").is_none());
+
+    // SIGTERM in the middle of a back-off: the wait is cut short, so the
+    // daemon stops within a few seconds, not the 120 s shutdown timeout.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped = Instant::now();
+    let bound = Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if stopped.elapsed() > bound {
+            kill(
+                &mut child,
+                format!("still running {bound:?} after SIGTERM (shutdown_timeout is 120 s)"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = stopped.elapsed();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
+    assert!(
+        logged("did not finish within") == 0,
+        "a job had to be aborted: {}",
+        log.lock().unwrap()
+    );
+    eprintln!(
+        "probe rounds during the retries: {}; stopped {took:?} after SIGTERM",
+        rounds.len()
+    );
+}

@@ -1,0 +1,329 @@
+//! Peers that accept and never answer, and faults that retrying cannot fix.
+//! Every network call ends within its configured timeout, alert delivery
+//! never holds up a renewal, the self-check runs before the CA is contacted,
+//! and a CA whose certificate does not verify fails at once. Each run of the
+//! binary is bounded (configured timeout + a stated margin) and killed past
+//! that bound, so a hang fails the test instead of stalling it.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::silent::SilentPeer;
+use common::{assert_exit, certkeep_within, text, Bed, PebbleOptions};
+
+/// Slack for process start-up and a slow, shared test machine.
+const MARGIN: Duration = Duration::from_secs(15);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn all_output(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A config with only a store and `[alert]` channels.
+fn alert_only_config(dir: &Path, channels: &str) -> PathBuf {
+    let path = dir.join("certkeep.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "store = {:?}\n\n[alert]\n{channels}",
+            dir.join("store").display().to_string()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+fn email(name: &str, port: u16, tls: &str, timeout: Option<&str>) -> String {
+    format!(
+        "\n[[alert.channel]]\nname = \"{name}\"\ntype = \"email\"\nfrom = \"certkeep@example.test\"\nto = [\"ops@example.test\"]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"{tls}\"\n{}\n",
+        timeout
+            .map(|t| format!("timeout = \"{t}\""))
+            .unwrap_or_default()
+    )
+}
+
+fn http_channel(name: &str, kind: &str, port: u16, timeout: &str) -> String {
+    format!(
+        "\n[[alert.channel]]\nname = \"{name}\"\ntype = \"{kind}\"\nurl = \"http://127.0.0.1:{port}/services/hook\"\ntimeout = \"{timeout}\"\n"
+    )
+}
+
+#[test]
+fn alert_test_ends_within_the_channel_timeout_on_silent_and_stalling_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every SMTP TLS mode, webhook and Slack; each against a peer that never
+    // answers and one that answers one byte and then stalls: the "2" of a
+    // greeting, the first byte of a TLS record (0x16, handshake) after the
+    // ClientHello, the "H" of an HTTP status line after the request.
+    let mut peers = Vec::new();
+    let mut channels = String::new();
+    for tls in ["none", "tls", "starttls"] {
+        let stalling = match tls {
+            "tls" => SilentPeer::one_byte_reply(0x16),
+            _ => SilentPeer::one_byte(b'2'),
+        };
+        for (kind, peer) in [("silent", SilentPeer::start()), ("onebyte", stalling)] {
+            channels.push_str(&email(
+                &format!("mail-{tls}-{kind}"),
+                peer.port,
+                tls,
+                Some("2s"),
+            ));
+            peers.push(peer);
+        }
+    }
+    for kind in ["webhook", "slack"] {
+        for (how, peer) in [
+            ("silent", SilentPeer::start()),
+            ("onebyte", SilentPeer::one_byte_reply(b'H')),
+        ] {
+            channels.push_str(&http_channel(
+                &format!("{kind}-{how}"),
+                kind,
+                peer.port,
+                "2s",
+            ));
+            peers.push(peer);
+        }
+    }
+    let config = alert_only_config(dir.path(), &channels);
+    // Ten channels tried one after another, 2 s each, plus the margin.
+    let bound = secs(10 * 2) + MARGIN;
+    let (out, took) = certkeep_within(&config, &["alert", "test"], bound);
+    assert_exit(&out, 1);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(lines.len(), 10, "{}", text(&out));
+    for l in &lines {
+        assert!(l.contains("within 2s"), "{l}\n{}", text(&out));
+    }
+    assert!(stdout.contains("SMTP server 127.0.0.1:"), "{}", text(&out));
+    for p in &peers {
+        assert!(p.accepted() >= 1, "a channel never connected");
+    }
+    eprintln!("alert test, 10 stalled channels at 2 s: {took:?}");
+}
+
+#[test]
+fn alert_test_with_the_default_timeout_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = SilentPeer::start();
+    let config = alert_only_config(dir.path(), &email("mail", peer.port, "none", None));
+    // The default channel timeout is 30 s.
+    let (out, took) = certkeep_within(&config, &["alert", "test"], secs(30) + MARGIN);
+    assert_exit(&out, 1);
+    assert!(all_output(&out).contains("within 30s"), "{}", text(&out));
+    eprintln!("alert test, silent SMTP, default timeout: {took:?}");
+}
+
+/// The bed's config head with `directory` as the CA.
+fn head_with_ca(bed: &Bed, directory: &str) -> String {
+    bed.base_config().replace(&bed.pebble.directory, directory)
+}
+
+/// A certificate whose webroot nginx does not serve: its self-check fails.
+fn unserved_cert(bed: &Bed, name: &str) -> String {
+    let elsewhere = bed.dir.path().join(format!("unserved-{name}"));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    format!(
+        "\n[[certificate]]\nname = \"{name}\"\ndomains = [\"{name}.test\"]\nwebroot = \"{}\"\n",
+        elsewhere.display()
+    )
+}
+
+#[test]
+fn renew_with_a_silent_alert_channel_renews_and_queues_the_alert() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    let hook = SilentPeer::start();
+    let channel = http_channel("hook", "webhook", hook.port, "2s");
+    let good = bed.cert_block("good", &["good.test"], "confirm = false");
+    let broken = unserved_cert(&bed, "broken");
+    std::fs::write(
+        &bed.config,
+        format!("{}\n[alert]\n{channel}{good}{broken}", bed.base_config()),
+    )
+    .unwrap();
+    // One issuance from Pebble (order_timeout 60 s) and one 2 s delivery
+    // attempt; the bound is what a hang would blow through.
+    let (out, took) = certkeep_within(&bed.config, &["renew", "--force"], secs(60 + 2) + MARGIN);
+    // "broken" fails its self-check (exit 1); "good" is renewed regardless.
+    assert_exit(&out, 1);
+    assert!(
+        bed.store.join("live/good/cert.pem").exists(),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        all_output(&out).contains("FAILED: broken"),
+        "{}",
+        text(&out)
+    );
+    assert!(hook.accepted() >= 1, "the alert was never attempted");
+    // The alert waits in the queue for the next run.
+    let (status, _) = certkeep_within(&bed.config, &["alert", "status", "--json"], MARGIN);
+    assert_exit(&status, 0);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let queued = v["queued"].as_array().expect("queued list");
+    assert!(!queued.is_empty(), "{v}");
+    for q in queued {
+        assert_eq!(q["channel"], "hook", "{v}");
+        assert_eq!(q["attempts"], 1, "{v}");
+        assert!(
+            q["last_error"].as_str().unwrap_or("").contains("within 2s"),
+            "{v}"
+        );
+    }
+    // The run ended, so the store lock is free: another run takes it at once.
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{}\n[alert]\n{channel}{good}",
+            bed.base_config()
+                .replace("lock_wait = \"60s\"", "lock_wait = \"0s\"")
+        ),
+    )
+    .unwrap();
+    let (again, _) = certkeep_within(&bed.config, &["renew"], secs(2) + MARGIN);
+    assert!(
+        !all_output(&again).contains("holds the store lock"),
+        "{}",
+        text(&again)
+    );
+    eprintln!("renew --force with a silent alert channel: {took:?}");
+}
+
+#[test]
+fn the_self_check_fails_before_the_ca_is_contacted() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    // The CA accepts connections and never answers: any contact would
+    // show in its count and cost a 30 s request timeout and retries.
+    let ca = SilentPeer::start();
+    let head = head_with_ca(&bed, &format!("https://{}/dir", ca.addr()));
+    std::fs::write(
+        &bed.config,
+        format!("{head}{}", unserved_cert(&bed, "broken")),
+    )
+    .unwrap();
+    // nginx answers 404 at once; the self-check's own timeout is 10 s.
+    for args in [&["issue", "broken"][..], &["renew", "--force"][..]] {
+        let (out, took) = certkeep_within(&bed.config, args, secs(10) + MARGIN);
+        assert_exit(&out, 1);
+        assert!(
+            all_output(&out).contains("self-check failed for broken.test"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        eprintln!("{args:?} with a broken webroot and a silent CA: {took:?}");
+    }
+    // nginx itself silent: the self-check gives up after its 10 s timeout.
+    let nginx = SilentPeer::start();
+    let head = head.replace(
+        &format!("self_check_port = {}", bed.nginx.http_port),
+        &format!("self_check_port = {}", nginx.port),
+    );
+    std::fs::write(
+        &bed.config,
+        format!("{head}{}", bed.cert_block("quiet", &["quiet.test"], "")),
+    )
+    .unwrap();
+    let (out, took) = certkeep_within(&bed.config, &["issue", "quiet"], secs(10) + MARGIN);
+    assert_exit(&out, 1);
+    assert!(
+        all_output(&out).contains("self-check failed for quiet.test"),
+        "{}",
+        text(&out)
+    );
+    assert!(nginx.accepted() >= 1);
+    assert_eq!(
+        ca.accepted(),
+        0,
+        "the CA was contacted before the self-check"
+    );
+    eprintln!("issue with a silent nginx port: {took:?}");
+}
+
+/// A config with no nginx and no self-check: only the CA at `directory`.
+fn ca_only_config(dir: &Path, directory: &str, budget: &str) -> PathBuf {
+    let webroot = dir.join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let path = dir.join("certkeep.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "store = {store:?}\n\n[acme]\ndirectory = \"{directory}\"\nemail = \"ops@example.com\"\n\n[http01]\nself_check = false\n\n[renewal]\nretry_budget = \"{budget}\"\n\n[[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = {webroot:?}\n",
+            store = dir.join("store").display().to_string(),
+            webroot = webroot.display().to_string(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn an_acme_directory_on_a_silent_peer_fails_within_the_request_timeout() {
+    // Both peers at once: each run waits out one 30 s request timeout.
+    let runs: Vec<_> = [SilentPeer::start(), SilentPeer::one_byte_reply(0x16)]
+        .into_iter()
+        .map(|peer| {
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().unwrap();
+                let directory = format!("https://{}/dir", peer.addr());
+                let config = ca_only_config(dir.path(), &directory, "2s");
+                // One attempt (30 s request timeout) uses up the 2 s budget.
+                let (out, took) =
+                    certkeep_within(&config, &["renew", "--force"], secs(30 + 2) + MARGIN);
+                assert_exit(&out, 1);
+                let all = all_output(&out);
+                assert!(all.contains("FAILED: a"), "{}", text(&out));
+                assert!(all.contains(&directory), "{}", text(&out));
+                assert!(peer.accepted() >= 1);
+                took
+            })
+        })
+        .collect();
+    for r in runs {
+        let took = r.join().expect("run");
+        eprintln!("ACME directory on a silent peer: {took:?}");
+    }
+}
+
+#[test]
+fn a_ca_certificate_that_does_not_verify_fails_at_once() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    // Without ca_bundle, Pebble's certificate chains to nothing trusted.
+    let head = bed
+        .base_config()
+        .replace(
+            &format!("ca_bundle = \"{}\"\n", bed.pebble.api_ca.display()),
+            "",
+        )
+        .replace("retry_budget = \"60s\"", "retry_budget = \"120s\"");
+    assert!(!head.contains("ca_bundle"), "{head}");
+    std::fs::write(
+        &bed.config,
+        format!("{head}{}", bed.cert_block("v", &["v.test"], "")),
+    )
+    .unwrap();
+    // A couple of seconds, not the 120 s retry budget.
+    let (out, took) = certkeep_within(&bed.config, &["issue", "v"], secs(2) + MARGIN);
+    assert_exit(&out, 1);
+    let all = all_output(&out);
+    assert!(all.contains("certificate"), "{}", text(&out));
+    assert!(!all.contains("retrying"), "{}", text(&out));
+    eprintln!("issue against a CA that does not verify: {took:?}");
+}
