@@ -21,7 +21,7 @@ mod probe_sslscan;
 mod renew;
 mod renew_alerts;
 mod secrets;
-mod stalls;
 mod staging;
+mod stalls;
 mod store;
 mod units;
