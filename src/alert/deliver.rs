@@ -40,6 +40,17 @@ impl DeliveryReport {
     }
 }
 
+/// What one channel's task did with one message.
+enum Sent {
+    Delivered(Vec<String>),
+    /// The ids of this message and of every later one of the batch.
+    Failed(Vec<String>, SendError),
+}
+
+fn ids(chunk: &[Notification]) -> Vec<String> {
+    chunk.iter().map(|n| n.id.clone()).collect()
+}
+
 /// How many notifications fit in one message of this channel.
 fn max_per_message(c: &Channel) -> usize {
     match c.kind {
@@ -84,7 +95,9 @@ pub async fn send(channel: &Channel, batch: &[Notification]) -> Result<(), SendE
             Err(e) if !waited && e.retry_after.is_some_and(|d| d <= SHORT_RETRY) => {
                 let wait = e.retry_after.unwrap_or_default();
                 tracing::info!(channel = %channel.name, error = %e, "waiting {wait:?} as the server asked, then retrying");
-                tokio::time::sleep(wait).await;
+                if crate::shutdown::global().sleep(wait).await.is_err() {
+                    return Err(e);
+                }
                 waited = true;
             }
             r => return r,
@@ -130,30 +143,56 @@ pub async fn flush(
     }
     report.expired = expired;
     save(state)?;
-    for (name, batch) in due {
-        let Some(channel) = config.channel(&name) else {
+    // Channels are sent to at the same time, each on its own task: a dead
+    // receiver costs the run its channel's timeout once, not once per
+    // channel, and never holds up the other channels.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, (name, batch)) in due.into_iter().enumerate() {
+        let Some(channel) = config.channel(&name).cloned() else {
             continue;
         };
-        let chunks: Vec<&[Notification]> = batch.chunks(max_per_message(channel)).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let ids: Vec<String> = chunk.iter().map(|n| n.id.clone()).collect();
-            match send(channel, chunk).await {
-                Ok(()) => {
+        tasks.spawn(async move {
+            let per = max_per_message(&channel);
+            let mut sent: Vec<Sent> = Vec::new();
+            let chunks: Vec<&[Notification]> = batch.chunks(per).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                match send(&channel, chunk).await {
+                    Ok(()) => sent.push(Sent::Delivered(ids(chunk))),
+                    Err(e) => {
+                        // The rest of this channel's batch waits with it.
+                        let rest = chunks[i..].iter().flat_map(|c| ids(c)).collect();
+                        sent.push(Sent::Failed(rest, e));
+                        break;
+                    }
+                }
+            }
+            (index, name, sent)
+        });
+    }
+    let mut outcomes: Vec<(usize, ChannelOutcome)> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, name, sent) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("an alert delivery task failed: {e}; its alerts stay queued");
+                continue;
+            }
+        };
+        for s in sent {
+            match s {
+                Sent::Delivered(ids) => {
                     state.delivered(&name, &ids, now);
                     tracing::info!(channel = %name, alerts = ids.len(), "alert message delivered");
-                    report.outcomes.push(ChannelOutcome {
-                        channel: name.clone(),
-                        notifications: ids.len(),
-                        error: None,
-                    });
-                    save(state)?;
+                    outcomes.push((
+                        index,
+                        ChannelOutcome {
+                            channel: name.clone(),
+                            notifications: ids.len(),
+                            error: None,
+                        },
+                    ));
                 }
-                Err(e) => {
-                    // The rest of this channel's batch waits with it.
-                    let rest: Vec<String> = chunks[i..]
-                        .iter()
-                        .flat_map(|c| c.iter().map(|n| n.id.clone()))
-                        .collect();
+                Sent::Failed(rest, e) => {
                     let retry = e.retry_after.map(|d| d.as_secs());
                     state.failed(&name, &rest, now, &e.message, retry, &policy);
                     let next = state
@@ -168,17 +207,22 @@ pub async fn flush(
                         "alert delivery failed; kept queued, next attempt in {}s",
                         next.saturating_sub(now)
                     );
-                    report.outcomes.push(ChannelOutcome {
-                        channel: name.clone(),
-                        notifications: rest.len(),
-                        error: Some(e.message),
-                    });
-                    save(state)?;
-                    break;
+                    outcomes.push((
+                        index,
+                        ChannelOutcome {
+                            channel: name.clone(),
+                            notifications: rest.len(),
+                            error: Some(e.message),
+                        },
+                    ));
                 }
             }
+            save(state)?;
         }
     }
+    // Report in the channels' order, whatever order they finished in.
+    outcomes.sort_by_key(|(index, _)| *index);
+    report.outcomes = outcomes.into_iter().map(|(_, o)| o).collect();
     report.queued = state.queued();
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! The daemon's jobs run independently: a renewal retrying against an
 //! unreachable CA stops no probe round, and SIGTERM during its retry
 //! back-off stops the daemon at once rather than after the shutdown timeout.
+//! A job still running at its next scheduled time is skipped, not doubled.
 //! The daemon runs as a child process; nothing here needs Pebble or nginx.
 
 use crate::common;
@@ -50,7 +51,8 @@ retry_budget = "10m"
 
 [daemon]
 renew_at_start = true
-renew_schedule = "0 0 1 1 *"
+renew_schedule = "* * * * * *"
+renew_jitter = "0s"
 probe_schedule = "* * * * * *"
 metrics_listen = "127.0.0.1:{metrics_port}"
 shutdown_timeout = "120s"
@@ -135,6 +137,13 @@ webroot = {webroot:?}
         log.lock().unwrap()
     );
     assert!(last_run(&metrics(), "renew").is_none());
+    // The renewal is scheduled every second too: while one runs, the next
+    // ones are skipped and said so, never started beside it.
+    assert!(
+        logged("the previous renewal check is still running; skipping") >= 1,
+        "{}",
+        log.lock().unwrap()
+    );
 
     // SIGTERM in the middle of a back-off: the wait is cut short, so the
     // daemon stops within a few seconds, not the 120 s shutdown timeout.

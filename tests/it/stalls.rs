@@ -327,3 +327,92 @@ fn a_ca_certificate_that_does_not_verify_fails_at_once() {
     assert!(!all.contains("retrying"), "{}", text(&out));
     eprintln!("issue against a CA that does not verify: {took:?}");
 }
+
+#[test]
+fn the_nginx_confirmation_against_a_silent_port_ends_at_confirm_timeout() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    // The endpoint that should serve the new certificate accepts and never
+    // completes a TLS handshake.
+    let endpoint = SilentPeer::start();
+    let head = bed
+        .base_config()
+        .replace("confirm_timeout = \"10s\"", "confirm_timeout = \"3s\"");
+    assert!(head.contains("confirm_timeout = \"3s\""), "{head}");
+    let cert = bed.cert_block(
+        "c",
+        &["c.test"],
+        &format!(
+            "endpoint = \"{}\"\nendpoint_sni = \"c.test\"",
+            endpoint.addr()
+        ),
+    );
+    std::fs::write(&bed.config, format!("{head}{cert}")).unwrap();
+    // One issuance (order_timeout 60 s), then 3 s of confirmation attempts.
+    let (out, took) = certkeep_within(&bed.config, &["renew", "--force"], secs(60 + 3) + MARGIN);
+    assert_exit(&out, 1);
+    let all = all_output(&out);
+    assert!(
+        all.contains(&format!(
+            "cannot fetch the served certificate from {}",
+            endpoint.addr()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(endpoint.accepted() >= 1);
+    eprintln!("renew with a silent confirmation endpoint: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_channels_cost_one_timeout_not_one_each() {
+    use certkeep::alert::{Alerter, Problem, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    // Six channels that never answer, 4 s timeout each: one after another
+    // they would take 24 s; side by side, 4 s.
+    let peers: Vec<SilentPeer> = (0..6).map(|_| SilentPeer::start()).collect();
+    let mut channels = String::new();
+    for (i, p) in peers.iter().enumerate() {
+        channels.push_str(&http_channel(&format!("hook{i}"), "webhook", p.port, "4s"));
+    }
+    let path = alert_only_config(dir.path(), &channels);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = certkeep::config::Config::parse(&text, &path).expect("config parses");
+    let store = certkeep::store::Store::new(dir.path().join("store"));
+    let mut alerter = Alerter::load(&config, &store).await.unwrap();
+    let now = std::time::SystemTime::now();
+    alerter.observe(
+        now,
+        vec![Problem::new(
+            "renew:x:renewal",
+            Severity::Critical,
+            "renewal of x failed",
+        )],
+        &[],
+    );
+    let start = std::time::Instant::now();
+    let bound = secs(4) + secs(10);
+    let report = tokio::time::timeout(bound, alerter.flush(now))
+        .await
+        .unwrap_or_else(|_| panic!("flush still ran after {bound:?} (6 x 4 s would be 24 s)"))
+        .unwrap();
+    let took = start.elapsed();
+    // Every channel failed, in the configured order, and stays queued.
+    let names: Vec<&str> = report.outcomes.iter().map(|o| o.channel.as_str()).collect();
+    assert_eq!(
+        names,
+        ["hook0", "hook1", "hook2", "hook3", "hook4", "hook5"]
+    );
+    for o in &report.outcomes {
+        assert!(
+            o.error.as_deref().unwrap_or("").contains("within 4s"),
+            "{o:?}"
+        );
+    }
+    assert_eq!(report.queued, 6);
+    for p in &peers {
+        assert_eq!(p.accepted(), 1);
+    }
+    eprintln!("six stalled channels at 4 s each: flush took {took:?}");
+}
