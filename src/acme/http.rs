@@ -11,17 +11,29 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 
-/// Shared slot for the most recent `Retry-After` the CA sent with an error.
+/// Shared slot for the most recent `Retry-After` the CA sent with an error,
+/// and the HTTP status of the last answer that was not a success (instant-acme
+/// drops it when the body is not a problem document, as with an HTML 404
+/// from a proxy).
 #[derive(Clone, Default, Debug)]
-pub struct RetryAfter(Arc<Mutex<Option<Duration>>>);
+pub struct RetryAfter(Arc<Mutex<(Option<Duration>, Option<u16>)>>);
 
 impl RetryAfter {
     pub fn take(&self) -> Option<Duration> {
-        self.0.lock().ok().and_then(|mut g| g.take())
+        self.0.lock().ok().and_then(|mut g| g.0.take())
     }
     fn set(&self, d: Duration) {
         if let Ok(mut g) = self.0.lock() {
-            *g = Some(d);
+            g.0 = Some(d);
+        }
+    }
+    /// The status of the last answer, when it was not a success.
+    pub fn take_status(&self) -> Option<u16> {
+        self.0.lock().ok().and_then(|mut g| g.1.take())
+    }
+    fn set_status(&self, status: Option<u16>) {
+        if let Ok(mut g) = self.0.lock() {
+            g.1 = status;
         }
     }
 }
@@ -62,6 +74,7 @@ impl HttpClient for AcmeHttp {
                 .await
                 .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
             let status = rsp.status();
+            slot.set_status((!status.is_success()).then_some(status.as_u16()));
             if status.as_u16() == 429 || status.is_server_error() {
                 if let Some(d) = rsp
                     .headers()

@@ -348,7 +348,7 @@ impl Retrier {
         what: &str,
         directory: &str,
     ) -> Result<(), AcmeError> {
-        let class = retry::classify(&e);
+        let class = retry::classify_with_status(&e, self.retry_after.take_status());
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let ra = self.retry_after.take();
         match retry::delay(class, self.attempts, ra, remaining, rand::random::<f64>()) {

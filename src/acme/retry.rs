@@ -42,6 +42,18 @@ pub fn classify(e: &instant_acme::Error) -> Class {
     }
 }
 
+/// [`classify`], knowing the HTTP status of the failed answer: instant-acme
+/// reports a body that is not a problem document (an HTML page from a proxy
+/// or load balancer) as a JSON error without the status. A 5xx page is
+/// worth another try, a 4xx page (but 429) is not.
+pub fn classify_with_status(e: &instant_acme::Error, status: Option<u16>) -> Class {
+    match (e, status) {
+        (instant_acme::Error::Json(_), Some(429)) => Class::RateLimited,
+        (instant_acme::Error::Json(_), Some(s)) if (400..500).contains(&s) => Class::Fatal,
+        _ => classify(e),
+    }
+}
+
 /// How to treat a failure below HTTP (connecting, resolving, TLS): walks the
 /// cause chain. A certificate that does not verify and a name that does not
 /// resolve stay so for the whole retry budget, so they fail at once; a
@@ -204,6 +216,21 @@ mod tests {
             )),
         );
         assert_eq!(transport(&alert), Class::Transient);
+    }
+
+    #[test]
+    fn pages_that_are_not_problem_documents_follow_their_status() {
+        let page = || instant_acme::Error::Json(serde_json::from_str::<u8>("<html>").unwrap_err());
+        assert_eq!(classify_with_status(&page(), Some(404)), Class::Fatal);
+        assert_eq!(classify_with_status(&page(), Some(403)), Class::Fatal);
+        assert_eq!(classify_with_status(&page(), Some(429)), Class::RateLimited);
+        assert_eq!(classify_with_status(&page(), Some(502)), Class::Transient);
+        assert_eq!(classify_with_status(&page(), None), Class::Transient);
+        // A problem document carries its own status.
+        assert_eq!(
+            classify_with_status(&problem("badNonce", 400), Some(400)),
+            Class::BadNonce
+        );
     }
 
     #[test]
