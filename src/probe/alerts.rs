@@ -3,13 +3,46 @@
 //! passing one is checked-OK; an endpoint that cannot be probed at all is one
 //! critical problem (`...:reachable`) and leaves its other checks as they were.
 
-use super::grade::Verdict;
+use super::grade::{Check, Verdict};
 use super::ProbeReport;
 use crate::alert::config::AlertConfig;
 use crate::alert::{Problem, Severity};
 
 pub fn key(r: &ProbeReport, check: &str) -> String {
     format!("probe:{}:{}:{check}", r.host, r.port)
+}
+
+/// A few words naming what a failed check is about.
+fn headline(check: &Check, r: &ProbeReport) -> String {
+    match (check.name, &r.certificate) {
+        ("expiry", Some(c)) => {
+            let which = if c.expires_first == "leaf" {
+                "certificate"
+            } else {
+                "intermediate certificate"
+            };
+            if check.reason.contains("not valid yet") {
+                "certificate not valid yet".into()
+            } else if c.days_left < 0 {
+                format!("{which} expired")
+            } else if c.days_left == 1 {
+                format!("{which} expires in 1 day")
+            } else {
+                format!("{which} expires in {} days", c.days_left)
+            }
+        }
+        ("chain", _) => "certificate chain not trusted".into(),
+        ("hostname", _) => format!("certificate does not cover {}", r.host),
+        ("key", _) => "weak certificate key".into(),
+        ("signature", _) => "weak certificate signature".into(),
+        ("served", _) => "served certificate is not the newest stored".into(),
+        ("certificate", _) => "no certificate could be checked".into(),
+        ("protocols", _) => "TLS versions differ from the policy".into(),
+        ("hsts", _) => "HSTS missing or weak".into(),
+        ("http-redirect", _) => "plain HTTP does not redirect to HTTPS".into(),
+        ("acme-path", _) => "ACME challenge path not served".into(),
+        (other, _) => format!("{other} check failed"),
+    }
 }
 
 pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>, Vec<String>) {
@@ -44,10 +77,11 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
                 Verdict::Critical => Severity::Critical,
                 Verdict::Error => continue,
             };
+            // A short headline; the reason goes once, under "Problem".
             let mut p = Problem::new(
                 key(r, c.name),
                 severity,
-                format!("{}: {}", r.target, c.reason),
+                format!("{}: {}", r.target, headline(c, r)),
             )
             .detail("endpoint", r.target.clone())
             .detail("check", c.name)
@@ -82,7 +116,6 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::grade::Check;
     use crate::probe::{ErrorKind, ProbeError};
 
     fn report(verdict: Verdict, checks: Vec<(&'static str, Verdict)>) -> ProbeReport {
@@ -155,5 +188,63 @@ mod tests {
         assert_eq!(problems[0].key, "probe:a.example:8443:reachable");
         assert_eq!(problems[0].severity, Severity::Critical);
         assert_eq!(problems[0].details["problem"], "connect timed out");
+    }
+
+    #[test]
+    fn days_left_and_thresholds_follow_the_first_certificate_to_expire() {
+        use crate::probe::facts::{CertInfo, ChainCert};
+        use time::macros::datetime;
+        let leaf_end = datetime!(2026-03-01 00:00 UTC);
+        let int_end = datetime!(2026-01-11 00:00 UTC);
+        let cc = |subject: &str, not_after| ChainCert {
+            subject: subject.into(),
+            issuer: "CN=Root".into(),
+            serial: "01".into(),
+            not_before: datetime!(2025-12-01 00:00 UTC),
+            not_after,
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            key_type: "ecdsa-p256".into(),
+            is_ca: false,
+            self_issued: false,
+            is_root: false,
+        };
+        let mut r = report(Verdict::Critical, vec![("expiry", Verdict::Critical)]);
+        r.certificate = Some(CertInfo {
+            subject: "CN=a.example".into(),
+            sans: vec!["a.example".into()],
+            issuer: "CN=Int".into(),
+            serial: "0a".into(),
+            not_before: datetime!(2025-12-01 00:00 UTC),
+            not_after: leaf_end,
+            days_left: 10,
+            expires_first: "intermediate".into(),
+            leaf_days_left: 59,
+            lifetime_days: 90,
+            chain_valid: true,
+            chain_error: None,
+            chain_problem: None,
+            hostname_valid: true,
+            key_type: "ecdsa-p256".into(),
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            fingerprint_sha256: "ff".into(),
+            earliest_expiry: int_end,
+            earliest_expiry_subject: "CN=Int".into(),
+            chain: vec![cc("CN=a.example", leaf_end), cc("CN=Int", int_end)],
+        });
+        let (problems, _) = observations(&[r], &AlertConfig::default());
+        let p = &problems[0];
+        assert_eq!(p.details["days_left"], "10");
+        assert_eq!(p.details["expires_first"], "intermediate \"CN=Int\"");
+        assert_eq!(p.details["not_after"], "2026-01-11T00:00:00Z");
+        assert_eq!(
+            p.summary,
+            "https://a.example:8443: intermediate certificate expires in 10 days"
+        );
+        // The 14-day threshold is reached by the intermediate's 10 days, not
+        // missed because of the leaf's 59.
+        assert_eq!(p.threshold, Some(14));
+        // The reason is said once, under "problem", not again in the summary.
+        assert!(!p.summary.contains("expiry says"));
+        assert_eq!(p.details["problem"], "expiry says critical");
     }
 }

@@ -523,7 +523,7 @@ fn hsts(facts: &Facts, policy: &Policy, out: &mut Vec<Check>) {
     let mut warnings = Vec::new();
     if age < policy.hsts_min_age {
         warnings.push(format!(
-            "max-age={age} is below {} seconds",
+            "below the minimum of {} seconds; raise max-age",
             policy.hsts_min_age
         ));
     }

@@ -345,6 +345,27 @@ fn hsts_policy() {
         f.hsts = Some(Ok(parse_hsts(Some(h))));
         assert_eq!(verdict_of(&run(&f, &strict).1, "hsts"), want, "{h}");
     }
+    // Two headers: the preload check names the failed rule, once.
+    let mut f = good();
+    let v = "max-age=63072000; includeSubDomains; preload";
+    f.hsts = Some(Ok(crate::probe::http::hsts_from(&[v, v])));
+    let c = run(&f, &strict).1;
+    let hsts = c.iter().find(|c| c.name == "hsts").unwrap();
+    assert_eq!(
+        hsts.reason,
+        "max-age=63072000; includeSubDomains; preload: not eligible for the preload list: 2 Strict-Transport-Security headers where exactly one is allowed (response.multiple_headers)"
+    );
+    let mut f = good();
+    f.hsts = Some(Ok(parse_hsts(Some("max-age=300"))));
+    assert_eq!(
+        run(&f, &p)
+            .1
+            .iter()
+            .find(|c| c.name == "hsts")
+            .unwrap()
+            .reason,
+        "max-age=300: below the minimum of 31536000 seconds; raise max-age"
+    );
     let mut f = good();
     f.hsts = Some(Err(ProbeError::new(ErrorKind::ReadTimeout, "slow".into())));
     assert_eq!(verdict_of(&run(&f, &p).1, "hsts"), Verdict::Warning);

@@ -363,7 +363,7 @@ pub async fn probe_one(t: &Target, opts: &ProbeOptions) -> ProbeReport {
     match &r.error {
         Some(e) => tracing::info!(
             target = %r.target,
-            address = r.address.as_deref().unwrap_or("-"),
+            address = %r.address.as_deref().unwrap_or("-"),
             ms,
             "cannot probe ({:?}): {}",
             e.kind,
@@ -371,9 +371,9 @@ pub async fn probe_one(t: &Target, opts: &ProbeOptions) -> ProbeReport {
         ),
         None => tracing::info!(
             target = %r.target,
-            address = r.address.as_deref().unwrap_or("-"),
+            address = %r.address.as_deref().unwrap_or("-"),
             ms,
-            verdict = r.verdict.as_str(),
+            verdict = %r.verdict.as_str(),
             "probed: {}",
             report::note(&r)
                 .map(|c| format!("{}: {}", c.name, c.reason))
@@ -381,7 +381,7 @@ pub async fn probe_one(t: &Target, opts: &ProbeOptions) -> ProbeReport {
         ),
     }
     for c in &r.checks {
-        tracing::debug!(target = %r.target, check = c.name, verdict = c.verdict.as_str(), "{}", c.reason);
+        tracing::debug!(target = %r.target, check = %c.name, verdict = %c.verdict.as_str(), "{}", c.reason);
     }
     r
 }

@@ -751,3 +751,71 @@ fn hsts_preload_rules() {
         assert_plain(x);
     }
 }
+
+/// `-v` says per target what was found; `-vv` adds each version tried, the
+/// plain-HTTP answers and every check, with timings.
+#[test]
+fn verbose_probe_says_what_was_tried() {
+    require!("nginx");
+    let dir = open_tempdir();
+    let d = dir.path();
+    let webroot = d.join("webroot");
+    std::fs::create_dir_all(webroot.join(".well-known/acme-challenge")).unwrap();
+    let nginx = Nginx::start(&d.join("nginx"), &webroot);
+    let root = Issuer::root(d, "Verbose Root");
+    let leaf = root.leaf(
+        "verbose.test",
+        KeyPair::generate().unwrap(),
+        (-24, 89 * 24),
+        false,
+    );
+    let s = site(&nginx, d, "verbose.test", leaf, &[], false);
+    nginx.reload();
+    common::wait_for("the TLS site", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+    });
+    let hp = nginx.http_port.to_string();
+    let target = format!("verbose.test:{}", s.port);
+    let run = |v: &str| {
+        let out = certkeep(
+            Path::new(NO_CONFIG),
+            &[
+                v,
+                "--log-format",
+                "plain",
+                "probe",
+                "--ca-file",
+                p(&root.cert),
+                "--http-port",
+                &hp,
+                "--connect",
+                "127.0.0.1",
+                &target,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let info = run("-v");
+    assert!(
+        info.contains("probed: every check passed") && info.contains("verdict=ok"),
+        "{info}"
+    );
+    assert!(info.contains("address=127.0.0.1:"), "{info}");
+    assert!(
+        !info.contains("TLS 1.3: accepted"),
+        "-v stays short: {info}"
+    );
+    let debug = run("-vv");
+    for want in [
+        "TLS 1.3: accepted",
+        "TLS 1.2: accepted",
+        "TLS 1.1: not accepted",
+        "TLS 1.0: not accepted",
+        "plain HTTP: GET / answers 301 to https://verbose.test/",
+        "the chain verifies to a trusted root target=verbose.test",
+        "ms=",
+    ] {
+        assert!(debug.contains(want), "-vv lacks {want:?}:\n{debug}");
+    }
+}
