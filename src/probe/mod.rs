@@ -489,11 +489,11 @@ async fn collect(
         ("TLS 1.1", t11, describe(&o11)),
         ("TLS 1.0", t10, describe(&o10)),
     ] {
-        tracing::debug!(target, address = %addr, ms = took.as_millis() as u64, "{version}: {what}");
+        tracing::debug!(target = %target, address = %addr, ms = took.as_millis() as u64, "{version}: {what}");
     }
     if let Some(p) = &plain {
         tracing::debug!(
-            target,
+            target = %target,
             port = p.port,
             ms = tp.as_millis() as u64,
             "plain HTTP: {}",

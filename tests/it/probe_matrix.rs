@@ -808,7 +808,7 @@ fn verbose_probe_says_what_was_tried() {
     );
     let debug = run("-vv");
     for want in [
-        "TLS 1.3: accepted",
+        "TLS 1.3: accepted target=verbose.test:",
         "TLS 1.2: accepted",
         "TLS 1.1: not accepted",
         "TLS 1.0: not accepted",
