@@ -7,6 +7,8 @@
 //! When a server binary is missing the test is skipped with a message, except
 //! under `CI=true`, where a missing server is a failure.
 
+pub mod balanced;
+pub mod etcd;
 pub mod fault_proxy;
 pub mod hostile;
 pub mod http_receiver;
@@ -123,8 +125,40 @@ impl Bed {
 
     /// The config head: store, CA, self-check and nginx commands for this bed.
     pub fn base_config(&self) -> String {
+        config_head(
+            &self.store,
+            &self.pebble,
+            &self.staging.directory,
+            &self.nginx,
+        )
+    }
+
+    /// A `[[certificate]]` block using this bed's webroot.
+    pub fn cert_block(&self, name: &str, domains: &[&str], extra: &str) -> String {
         format!(
-            r#"store = "{store}"
+            "\n[[certificate]]\nname = \"{name}\"\ndomains = {domains:?}\nwebroot = \"{}\"\n{extra}\n",
+            self.webroot.display()
+        )
+    }
+
+    pub fn write_config(&self, body: &str) {
+        std::fs::write(&self.config, format!("{}{body}", self.base_config()))
+            .expect("write config");
+    }
+
+    /// Runs the certkeep binary with this bed's config.
+    pub fn certkeep(&self, args: &[&str]) -> Output {
+        certkeep(&self.config, args)
+    }
+}
+
+/// A certkeep config head: `store`, Pebble as the CA (`staging` as the
+/// staging directory), the HTTP-01 self-check against `nginx`'s HTTP port on
+/// 127.0.0.1, and `nginx`'s test and reload commands. Append
+/// `[[certificate]]` blocks (and other sections) to it.
+pub fn config_head(store: &Path, pebble: &Pebble, staging: &str, nginx: &Nginx) -> String {
+    format!(
+        r#"store = "{store}"
 
 [acme]
 directory = "{dir}"
@@ -146,33 +180,13 @@ confirm_timeout = "10s"
 lock_wait = "60s"
 retry_budget = "60s"
 "#,
-            store = self.store.display(),
-            dir = self.pebble.directory,
-            staging = self.staging.directory,
-            ca = self.pebble.api_ca.display(),
-            port = self.nginx.http_port,
-            test = self.nginx.test_command(),
-            reload = self.nginx.reload_command(),
-        )
-    }
-
-    /// A `[[certificate]]` block using this bed's webroot.
-    pub fn cert_block(&self, name: &str, domains: &[&str], extra: &str) -> String {
-        format!(
-            "\n[[certificate]]\nname = \"{name}\"\ndomains = {domains:?}\nwebroot = \"{}\"\n{extra}\n",
-            self.webroot.display()
-        )
-    }
-
-    pub fn write_config(&self, body: &str) {
-        std::fs::write(&self.config, format!("{}{body}", self.base_config()))
-            .expect("write config");
-    }
-
-    /// Runs the certkeep binary with this bed's config.
-    pub fn certkeep(&self, args: &[&str]) -> Output {
-        certkeep(&self.config, args)
-    }
+        store = store.display(),
+        dir = pebble.directory,
+        ca = pebble.api_ca.display(),
+        port = nginx.http_port,
+        test = nginx.test_command(),
+        reload = nginx.reload_command(),
+    )
 }
 
 /// Runs the certkeep binary with `--config config`.

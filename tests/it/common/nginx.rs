@@ -41,11 +41,7 @@ impl Nginx {
     }
 
     fn start_inner(prefix: &Path, webroot: &Path, acme_location: bool, weak: bool) -> Nginx {
-        for d in ["logs", "sites", "run"] {
-            std::fs::create_dir_all(prefix.join(d)).expect("nginx dirs");
-        }
         let http_port = free_port();
-        let conf = prefix.join("nginx.conf");
         let location = if acme_location {
             format!(
                 "location /.well-known/acme-challenge/ {{ root {}; default_type text/plain; }}",
@@ -54,6 +50,64 @@ impl Nginx {
         } else {
             String::new()
         };
+        Self::start_conf(
+            prefix,
+            http_port,
+            "",
+            &format!(
+                "server {{\n    listen 127.0.0.1:{http_port} default_server;\n    {location}\n    location / {{ return 301 https://$host$request_uri; }}\n  }}"
+            ),
+            weak,
+        )
+    }
+
+    /// A load balancer: every request to its HTTP port is proxied to the
+    /// next of `upstreams` (loopback HTTP ports) in turn, plain round robin
+    /// with no stickiness and no retry on another node (a 404 stays a 404).
+    /// One worker, so the rotation is global across connections. Its access
+    /// log (`logs/access.log`) has one `upstream=ADDR status=CODE uri=URI`
+    /// line per request (`BalancedBed::hits` reads it).
+    pub fn start_balancer(prefix: &Path, upstreams: &[u16]) -> Nginx {
+        let http_port = free_port();
+        let servers: String = upstreams
+            .iter()
+            .map(|p| format!("server 127.0.0.1:{p};"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self::start_conf(
+            prefix,
+            http_port,
+            "log_format balanced 'upstream=$upstream_addr status=$upstream_status uri=$request_uri';",
+            &format!(
+                r#"upstream nodes {{ {servers} }}
+  server {{
+    listen 127.0.0.1:{http_port} default_server;
+    access_log {p}/logs/access.log balanced;
+    location / {{
+      proxy_pass http://nodes;
+      proxy_set_header Host $http_host;
+      proxy_next_upstream off;
+    }}
+  }}"#,
+                p = prefix.display()
+            ),
+            false,
+        )
+    }
+
+    /// Writes `nginx.conf` (`http_extra` and `servers` inside `http {}`, plus
+    /// `include sites/*.conf`), starts nginx and waits for `http_port`.
+    fn start_conf(
+        prefix: &Path,
+        http_port: u16,
+        http_extra: &str,
+        servers: &str,
+        weak: bool,
+    ) -> Nginx {
+        for d in ["logs", "sites", "run"] {
+            std::fs::create_dir_all(prefix.join(d)).expect("nginx dirs");
+        }
+        let conf = prefix.join("nginx.conf");
         let p = prefix.display();
         std::fs::write(
             &conf,
@@ -67,11 +121,8 @@ http {{
   access_log {p}/logs/access.log;
   client_body_temp_path {p}/run/body; proxy_temp_path {p}/run/proxy;
   fastcgi_temp_path {p}/run/fcgi; uwsgi_temp_path {p}/run/uwsgi; scgi_temp_path {p}/run/scgi;
-  server {{
-    listen 127.0.0.1:{http_port} default_server;
-    {location}
-    location / {{ return 301 https://$host$request_uri; }}
-  }}
+  {http_extra}
+  {servers}
   include {p}/sites/*.conf;
 }}
 "#

@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt;
+
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -72,5 +74,30 @@ impl TestCa {
         std::fs::write(&crt, chain).expect("write crt");
         std::fs::write(&key, leaf.key).expect("write key");
         (crt, key)
+    }
+
+    /// Writes `dir/<file>.crt` and `dir/<file>.key` (0600) for a leaf with
+    /// common name `cn`, the given SANs (none for a pure client certificate)
+    /// and optionally one extended key usage (e.g. client authentication).
+    pub fn write_named_leaf(
+        &self,
+        dir: &Path,
+        file: &str,
+        cn: &str,
+        sans: &[&str],
+        eku: Option<ExtendedKeyUsagePurpose>,
+    ) -> (PathBuf, PathBuf) {
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let mut p = CertificateParams::new(sans).expect("leaf params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = eku.into_iter().collect();
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = p.signed_by(&key, &self.issuer).expect("sign leaf");
+        let crt = dir.join(format!("{file}.crt"));
+        let keyf = dir.join(format!("{file}.key"));
+        std::fs::write(&crt, cert.pem()).expect("write crt");
+        std::fs::write(&keyf, key.serialize_pem()).expect("write key");
+        std::fs::set_permissions(&keyf, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+        (crt, keyf)
     }
 }
