@@ -5,6 +5,7 @@
 mod common;
 mod alerts;
 mod alerts_email;
+mod cluster_bed;
 mod crash;
 mod daemon;
 mod daemon_jobs;
