@@ -24,7 +24,7 @@ leftovers() {
     done
 }
 count() { pgrep -c -f "$1" || true; }
-servers() { echo "nginx masters $(count 'nginx: master'), pebble $(count '^pebble '), pebble-challtestsrv $(count '^pebble-challtestsrv'), certkeep $(count 'certkeep --config')"; }
+servers() { echo "nginx masters $(count 'nginx: master'), pebble $(count '^pebble '), pebble-challtestsrv $(count '^pebble-challtestsrv'), certkeep $(count 'certkeep --config'), etcd $(count '^etcd ')"; }
 echo "before the tests: $(servers)"
 check_leftovers() {
     echo "after the tests: $(servers)"
