@@ -11,6 +11,8 @@ if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; fi
 # temp dir under TMPDIR. The tests get a TMPDIR of their own; after the run,
 # any process still referring to it was left running by a test.
 test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/certkeep-tests.XXXXXX")
+# nginx's workers run as nobody and must traverse it to the test webroots.
+chmod 0755 "$test_tmp"
 export TMPDIR=$test_tmp
 leftovers() {
     local p cmd cwd

@@ -240,14 +240,16 @@ fn daemon_alerts_when_its_renewal_check_cannot_run() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--log-format", "plain"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "--log-format", "plain"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let log = Arc::new(Mutex::new(String::new()));
     let reader = {
         let log = log.clone();
