@@ -10,7 +10,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::balanced::BalancedBed;
+use common::balanced::{served_serial, BalancedBed};
 use common::etcd::{count_processes, Etcd};
 use common::tlsgen::TestCa;
 use common::{text, PebbleOptions};
@@ -369,4 +369,59 @@ fn node_local_issuance_through_the_balancer_fails_validation() {
         assert_eq!(entries, ["nginx", "webroot"], "node {}", n.name);
         assert!(!n.store.exists());
     }
+}
+
+/// The control for the test above: the same bed and the same node-local
+/// certkeep, but nodes b and c serve node a's challenge directory (a
+/// symlink, as a shared NFS webroot would): every fetch through the balancer
+/// finds the token, and issuance succeeds. So the failures above come from
+/// tokens missing on the other nodes, not from the bed.
+#[test]
+fn node_local_issuance_through_the_balancer_passes_with_a_shared_challenge_dir() {
+    require!("pebble", "pebble-challtestsrv", "nginx", "openssl");
+    let bed = BalancedBed::start(PebbleOptions::default()).expect("servers installed");
+    let shared = bed.nodes[0].webroot.join(".well-known/acme-challenge");
+    std::fs::create_dir_all(&shared).expect("challenge dir");
+    for d in [shared.parent().expect("parent"), shared.as_path()] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    for n in &bed.nodes[1..] {
+        let wk = n.webroot.join(".well-known");
+        std::fs::create_dir_all(&wk).expect("well-known");
+        std::os::unix::fs::symlink(&shared, wk.join("acme-challenge")).expect("symlink");
+    }
+    bed.write_config(
+        0,
+        &bed.cert_block(0, "shared", &["shared.balanced.test"], "confirm = false"),
+    );
+    let out = bed.certkeep(0, &["issue", "shared"]);
+    common::assert_exit(&out, 0);
+
+    // Pebble fetched the token through every node.
+    let challenge_hits: Vec<_> = bed
+        .hits()
+        .into_iter()
+        .filter(|h| h.uri.starts_with("/.well-known/acme-challenge/"))
+        .collect();
+    for n in &bed.nodes {
+        assert!(
+            challenge_hits
+                .iter()
+                .any(|h| h.upstream_port == n.nginx.http_port && h.status == 200),
+            "node {} served no token: {challenge_hits:?}",
+            n.name
+        );
+    }
+
+    // Node a serves the new certificate; openssl reads the same serial as
+    // certkeep lists.
+    let out = bed.certkeep(0, &["certificates", "--json"]);
+    common::assert_exit(&out, 0);
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let serial = listed[0]["serial"].as_str().expect("serial").to_string();
+    let port = bed.serve(0, "shared", "shared.balanced.test");
+    let served = served_serial(port, "shared.balanced.test").expect("served");
+    assert_eq!(served, serial.trim_start_matches('0'));
+    assert!(served_serial(common::free_port(), "nothing.test").is_err());
 }

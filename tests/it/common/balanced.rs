@@ -126,6 +126,23 @@ impl BalancedBed {
         self.nodes.iter().position(|n| n.nginx.http_port == port)
     }
 
+    /// Makes node `i`'s nginx serve lineage `name` from the node's own store
+    /// (`live/<name>/fullchain.pem`, `privkey.pem`, which must exist) on a new
+    /// TLS port for `server_name`, reloads it and returns the port.
+    pub fn serve(&self, i: usize, name: &str, server_name: &str) -> u16 {
+        let n = &self.nodes[i];
+        let live = n.store.join("live").join(name);
+        let port = n.nginx.tls_site(
+            name,
+            server_name,
+            &live.join("fullchain.pem"),
+            &live.join("privkey.pem"),
+            "",
+        );
+        n.nginx.reload();
+        port
+    }
+
     /// Every request the front has proxied so far, from its access log.
     pub fn hits(&self) -> Vec<Hit> {
         let log =
@@ -151,5 +168,29 @@ impl BalancedBed {
                 })
             })
             .collect()
+    }
+}
+
+/// The serial of the certificate served on 127.0.0.1:`port` for `sni`, read
+/// with `openssl s_client` (an independent client), as lowercase hex without
+/// leading zeros (certkeep's own notation); `Err` with openssl's output when
+/// no certificate came back.
+pub fn served_serial(port: u16, sni: &str) -> Result<String, String> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername {sni} </dev/null 2>&1 | openssl x509 -noout -serial"
+        ))
+        .output()
+        .map_err(|e| format!("run openssl: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().strip_prefix("serial=") {
+        Some(hex) if out.status.success() => {
+            Ok(hex.to_ascii_lowercase().trim_start_matches('0').to_string())
+        }
+        _ => Err(format!(
+            "no certificate served on 127.0.0.1:{port} for {sni}: {}",
+            super::text(&out)
+        )),
     }
 }
