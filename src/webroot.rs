@@ -125,6 +125,9 @@ pub struct SelfCheck {
     pub ca_bundle: Option<PathBuf>,
 }
 
+/// The longest a self-check may take, redirects included.
+pub const SELF_CHECK_TOTAL: Duration = Duration::from_secs(20);
+
 /// Writes a random probe file and fetches it over plain HTTP as the CA would
 /// (following redirects). Fails with what was fetched and what came back.
 pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result<(), WebrootError> {
@@ -162,8 +165,21 @@ pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result
             format!(" (redirected: {})", hops.join(" -> "))
         }
     };
+    // Each request ends after 10 s, the whole check (redirects included)
+    // after SELF_CHECK_TOTAL: a chain of slow redirects cannot hold a run.
+    let deadline = std::time::Instant::now() + SELF_CHECK_TOTAL;
     loop {
-        let rsp = client.get(&current).send().await.map_err(|e| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(fail(format!(
+                "no complete answer within {SELF_CHECK_TOTAL:?}{}",
+                via(&hops)
+            )));
+        }
+        let request = client
+            .get(&current)
+            .timeout(left.min(Duration::from_secs(10)));
+        let rsp = request.send().await.map_err(|e| {
             fail(format!(
                 "the request{} failed: {}",
                 via(&hops),

@@ -416,3 +416,48 @@ async fn stalled_channels_cost_one_timeout_not_one_each() {
     }
     eprintln!("six stalled channels at 4 s each: flush took {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_check_through_slow_redirects_ends_at_its_total_bound() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Each answer comes after 8 s and redirects again: ten hops would take
+    // 80 s; the whole self-check ends after 20 s.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            n += 1;
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                let rsp = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: /hop{n}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(rsp.as_bytes()).await;
+            });
+        }
+    });
+    let webroot = tempfile::tempdir().unwrap();
+    let how = certkeep::webroot::SelfCheck {
+        port,
+        connect: Some("127.0.0.1".parse().unwrap()),
+        ca_bundle: None,
+    };
+    let start = std::time::Instant::now();
+    let bound = certkeep::webroot::SELF_CHECK_TOTAL + secs(10);
+    let r = tokio::time::timeout(
+        bound,
+        certkeep::webroot::self_check("slow.test", webroot.path(), &how),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the self-check still ran after {bound:?}"));
+    let e = r.expect_err("a self-check that never gets the file fails");
+    let msg = e.to_string();
+    // The third request (two redirects in, 16 s spent) runs out of the
+    // 20 s: it says so, with the redirects that led there.
+    assert!(msg.contains("timed out"), "{msg}");
+    assert!(msg.contains("/hop1 -> HTTP 302"), "{msg}");
+    eprintln!("self-check through slow redirects: {:?}", start.elapsed());
+}
