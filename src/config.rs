@@ -61,6 +61,8 @@ pub struct Config {
     pub endpoints: Vec<crate::probe::config::EndpointConfig>,
     #[serde(default)]
     pub probe: crate::probe::config::ProbeConfig,
+    /// Cluster mode (docs/cluster.md); absent on a single host.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 fn default_store() -> PathBuf {
@@ -623,6 +625,9 @@ impl Config {
             if eab.hmac_key_file.is_none() == eab.hmac_key_env.is_none() {
                 return Err((0, "[acme.eab] needs exactly one of hmac_key_file or hmac_key_env (the HMAC key is a secret and is not written in this file)".into()));
             }
+        }
+        if let Some(c) = &self.cluster {
+            c.validate()?;
         }
         if self.renewal.ari_concurrency == 0 {
             return Err((0, "[renewal] ari_concurrency must be at least 1".into()));

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod cert;
 pub mod certbot;
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod daemon;

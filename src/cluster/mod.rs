@@ -1,0 +1,9 @@
+//! Cluster mode: several nodes share lineages, the ACME account and alert
+//! state through etcd; one node orders, every node answers challenges and
+//! deploys. Design and operator's guide: docs/cluster.md.
+
+pub mod config;
+pub mod decide;
+pub mod keys;
+pub mod model;
+pub mod seal;
