@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod decide;
+pub mod etcd;
 pub mod keys;
 pub mod model;
 pub mod seal;

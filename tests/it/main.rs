@@ -5,6 +5,7 @@
 mod common;
 mod alerts;
 mod alerts_email;
+mod cluster;
 mod cluster_bed;
 mod crash;
 mod daemon;
