@@ -81,7 +81,7 @@ fn etcd_cluster_replicates_keeps_quorum_with_one_down_loses_it_with_two() {
     // up first, on the server ("etcdserver: request timed out").
     etcd.stop_member(2);
     let mut c = etcd.ctl(0);
-    c.command_timeout = Duration::from_secs(2);
+    c.command_timeout = Duration::from_secs(1);
     let out = c.run(&["put", "/bed/k3", "v3"]);
     assert!(
         !out.status.success(),

@@ -309,6 +309,9 @@ impl Etcd {
     /// false while the cluster has no quorum).
     pub fn healthy(&self, i: usize) -> bool {
         let mut c = self.ctl(i);
+        // Loopback connects at once or is refused; a stopped member then
+        // costs the dial timeout, an unhealthy one the command timeout.
+        c.dial_timeout = Duration::from_secs(1);
         c.command_timeout = Duration::from_secs(2);
         c.run(&["endpoint", "health"]).status.success()
     }
