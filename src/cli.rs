@@ -114,6 +114,31 @@ pub enum Command {
     /// HSTS, plain-HTTP redirect and ACME path, served vs stored certificate
     #[command(after_help = PROBE_EXIT_CODES)]
     Probe(ProbeArgs),
+    /// Cluster mode (docs/cluster.md): upload the local store to etcd, show the fleet
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Upload the local store's lineages and ACME account to the empty etcd
+    /// prefix of [cluster]. Exit 0 uploaded, 1 refused (the prefix holds data,
+    /// a lineage is damaged, etcd unreachable), 2 usage or config error.
+    Init {
+        /// Replace whatever the prefix holds
+        #[arg(long)]
+        force: bool,
+    },
+    /// Nodes and their heartbeats; per lineage the current version and the
+    /// serial each node serves, laggards and failed deploys marked. Exit 0 no
+    /// problem, 1 a problem (or etcd unreachable), 2 usage or config error.
+    Status {
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -177,10 +177,15 @@ impl Etcd {
             timeout: s.request_timeout,
             endpoints,
         };
-        etcd.get("/").await.map_err(|e| EtcdError::Connect {
-            endpoints: etcd.endpoints.clone(),
-            detail: e.to_string(),
-        })?;
+        // The member's status needs no key permission, so a user restricted
+        // to its prefix can connect.
+        let mut c = etcd.client.clone();
+        etcd.bounded(|| "a status request".to_string(), etcd.timeout, c.status())
+            .await
+            .map_err(|e| EtcdError::Connect {
+                endpoints: etcd.endpoints.clone(),
+                detail: e.to_string(),
+            })?;
         Ok(etcd)
     }
 

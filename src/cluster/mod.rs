@@ -8,3 +8,4 @@ pub mod etcd;
 pub mod keys;
 pub mod model;
 pub mod seal;
+pub mod status;

@@ -2,6 +2,7 @@
 
 mod alert;
 pub mod certificates;
+mod cluster;
 mod import;
 mod issue;
 mod probe;
@@ -89,6 +90,10 @@ pub async fn run(cli: Cli) -> u8 {
             Err(code) => code,
         },
         Command::Probe(ref args) => probe::run(&cli, args).await,
+        Command::Cluster { ref command } => match load(&cli) {
+            Ok(c) => cluster::run(&c, command).await,
+            Err(code) => code,
+        },
     }
 }
 

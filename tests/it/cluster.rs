@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -298,4 +299,243 @@ fn a_missing_tls_file_is_named() {
         msg.contains("/nonexistent/etcd-ca.pem") && msg.contains("ca_file"),
         "{msg}"
     );
+}
+
+#[test]
+fn tls_with_client_certificate_and_authentication() {
+    let Some(secure) = common::etcd::Etcd::start_secure() else {
+        return;
+    };
+    let sec = secure.security.as_ref().expect("secure etcd has its files");
+    let s = Settings {
+        endpoints: secure.endpoints(),
+        request_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(3),
+        ca_file: Some(sec.ca.clone()),
+        identity: Some((sec.client_cert.clone(), sec.client_key.clone())),
+        user: Some((sec.user.clone(), sec.password_file.clone())),
+    };
+    let key = format!("{}v1/meta", sec.prefix);
+    rt().block_on(async {
+        let etcd = Etcd::connect(&s).await.unwrap();
+        etcd.put(&key, b"{}", None).await.unwrap();
+        assert_eq!(etcd.get(&key).await.unwrap().unwrap().value, b"{}");
+        // The user's role covers its prefix only.
+        let e = etcd.put("/elsewhere", b"x", None).await.unwrap_err();
+        assert!(matches!(e, EtcdError::Request { .. }), "{e}");
+        assert!(e.to_string().contains("/elsewhere"), "{e}");
+    });
+    // A wrong password is refused at connect, naming the endpoints.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let mut bad = s.clone();
+    bad.user = Some((sec.user.clone(), wrong));
+    let e = rt().block_on(Etcd::connect(&bad)).unwrap_err();
+    assert!(matches!(e, EtcdError::Connect { .. }), "{e}");
+    // Without the CA the server's certificate is not trusted.
+    let mut untrusted = s.clone();
+    untrusted.ca_file = None;
+    assert!(rt().block_on(Etcd::connect(&untrusted)).is_err());
+}
+
+/// A bed with one issued lineage and a `[cluster]` section for `etcd`.
+fn cluster_bed(etcd: &EtcdServer) -> Option<(common::Bed, PathBuf)> {
+    let bed = common::Bed::start(common::PebbleOptions::default())?;
+    let key = bed.dir.path().join("cluster.key");
+    std::fs::write(&key, [42u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    bed.write_config(&format!(
+        "{}\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"/ck/test\"\nnode = \"n1\"\nencryption_key_file = \"{}\"\n",
+        bed.cert_block("site", &["site.test", "www.site.test"], ""),
+        etcd.endpoint,
+        key.display()
+    ));
+    common::assert_exit(&bed.certkeep(&["issue", "site"]), 0);
+    Some((bed, key))
+}
+
+fn status_json(bed: &common::Bed, code: i32) -> serde_json::Value {
+    let out = bed.certkeep(&["cluster", "status", "--json"]);
+    common::assert_exit(&out, code);
+    serde_json::from_slice(&out.stdout).expect("cluster status --json is JSON")
+}
+
+#[test]
+fn init_uploads_sealed_lineages_once_and_status_names_failed_nodes() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some((bed, key_file)) = cluster_bed(&etcd) else {
+        return;
+    };
+    let listing: serde_json::Value =
+        serde_json::from_slice(&bed.certkeep(&["certificates", "--json"]).stdout).unwrap();
+    let serial = listing[0]["serial"].as_str().unwrap().to_string();
+
+    // Before init: no cluster.
+    let out = bed.certkeep(&["cluster", "status"]);
+    common::assert_exit(&out, 1);
+    assert!(
+        common::text(&out).contains("certkeep cluster init"),
+        "{}",
+        common::text(&out)
+    );
+
+    let out = bed.certkeep(&["cluster", "init"]);
+    common::assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("uploaded lineage site"), "{stdout}");
+    assert!(stdout.contains("uploaded the ACME account"), "{stdout}");
+
+    // Raw values, read by etcdctl: the layout, and no private key in clear.
+    let raw = etcd.raw_dump("/ck/test/");
+    for k in [
+        "/ck/test/v1/meta",
+        "/ck/test/v1/lineage/site/current",
+        "/ck/test/v1/account/",
+    ] {
+        assert!(raw.contains(k), "{k} missing in:\n{raw}");
+    }
+    assert!(
+        !raw.contains("PRIVATE KEY"),
+        "a PEM private key in etcd:\n{raw}"
+    );
+    assert!(
+        !raw.contains("key_pkcs8"),
+        "the account key in clear:\n{raw}"
+    );
+    assert!(raw.contains("ck1:"));
+
+    // The sealed key opens, with the cluster key, to the local key file.
+    let live = bed.store.join("live/site");
+    rt().block_on(async {
+        let client = Etcd::connect(&etcd.settings()).await.unwrap();
+        let kv = client
+            .get("/ck/test/v1/lineage/site/current")
+            .await
+            .unwrap()
+            .unwrap();
+        let rec: certkeep::cluster::model::VersionRecord =
+            serde_json::from_slice(&kv.value).unwrap();
+        assert_eq!(rec.version, 1);
+        assert_eq!(rec.serial, serial);
+        assert_eq!(rec.ordered_by, "n1");
+        assert_eq!(
+            rec.cert,
+            std::fs::read_to_string(live.join("cert.pem")).unwrap()
+        );
+        let k = certkeep::cluster::seal::SealKey::load(&key_file).unwrap();
+        assert_eq!(
+            rec.open_key("site", &k).unwrap(),
+            std::fs::read_to_string(live.join("privkey.pem")).unwrap()
+        );
+        assert!(rec.open_key("other", &k).is_err());
+    });
+
+    // A second init is refused and changes nothing; --force replaces.
+    let out = bed.certkeep(&["cluster", "init"]);
+    common::assert_exit(&out, 1);
+    assert!(
+        common::text(&out).contains("--force"),
+        "{}",
+        common::text(&out)
+    );
+    assert_eq!(
+        etcd.raw_dump("/ck/test/").lines().count(),
+        raw.lines().count()
+    );
+    let out = bed.certkeep(&["cluster", "init", "--force"]);
+    common::assert_exit(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 3 keys"));
+
+    let s = status_json(&bed, 0);
+    assert_eq!(s["prefix"], "/ck/test/v1/");
+    assert_eq!(s["local_key_matches"], true);
+    assert_eq!(s["nodes"], serde_json::json!([]));
+    assert_eq!(s["lineages"][0]["name"], "site");
+    assert_eq!(s["lineages"][0]["version"], 1);
+    assert_eq!(s["lineages"][0]["serial"], serial.as_str());
+    assert_eq!(
+        s["lineages"][0]["domains"],
+        serde_json::json!(["site.test", "www.site.test"])
+    );
+    assert_eq!(s["problems"], serde_json::json!([]));
+
+    // Two live nodes report: n1 serves the version, n2 failed to deploy it.
+    let now = "2026-01-01T00:00:00Z";
+    rt().block_on(async {
+        let client = Etcd::connect(&etcd.settings()).await.unwrap();
+        let lease = client.grant(Duration::from_secs(30)).await.unwrap();
+        for n in ["n1", "n2"] {
+            let beat = format!(r#"{{"certkeep_version":"0.1.0","started":"{now}"}}"#);
+            client
+                .put(&format!("/ck/test/v1/node/{n}"), beat.as_bytes(), Some(lease.id()))
+                .await
+                .unwrap();
+        }
+        let ok = format!(r#"{{"serving_version":1,"serving_serial":"{serial}","attempted_version":1,"ok":true,"at":"{now}"}}"#);
+        let failed = format!(r#"{{"serving_version":0,"serving_serial":"00","attempted_version":1,"ok":false,"error":"nginx -t failed","at":"{now}"}}"#);
+        client
+            .put("/ck/test/v1/lineage/site/deploy/n1", ok.as_bytes(), None)
+            .await
+            .unwrap();
+        client
+            .put("/ck/test/v1/lineage/site/deploy/n2", failed.as_bytes(), None)
+            .await
+            .unwrap();
+        let s = status_json(&bed, 1);
+        let nodes = &s["lineages"][0]["nodes"];
+        assert_eq!(nodes[0]["node"], "n1");
+        assert_eq!(nodes[0]["state"], "current");
+        assert_eq!(nodes[1]["node"], "n2");
+        assert_eq!(nodes[1]["state"], "failed");
+        assert_eq!(nodes[1]["error"], "nginx -t failed");
+        assert_eq!(s["nodes"][1]["live"], true);
+        let problems = s["problems"].to_string();
+        assert!(problems.contains("node n2 failed to deploy version 1: nginx -t failed"), "{problems}");
+        assert!(!problems.contains("node n1"), "{problems}");
+        let out = bed.certkeep(&["cluster", "status"]);
+        common::assert_exit(&out, 1);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.lines().any(|l| l.contains('!') && l.contains("n2") && l.contains("failed")),
+            "{text}"
+        );
+        // The heartbeats go with the lease: n2 is then down, not failed.
+        lease.revoke().await.unwrap();
+        let s = status_json(&bed, 0);
+        assert_eq!(s["lineages"][0]["nodes"][1]["state"], "down");
+        assert_eq!(s["nodes"][1]["live"], false);
+    });
+
+    // A node with another key sees it in status.
+    std::fs::write(&key_file, [7u8; 32]).unwrap();
+    let s = status_json(&bed, 1);
+    assert_eq!(s["local_key_matches"], false);
+    assert!(s["problems"].to_string().contains("not the cluster's"));
+}
+
+#[test]
+fn init_refuses_a_readable_key_file_and_writes_nothing() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some((bed, key_file)) = cluster_bed(&etcd) else {
+        return;
+    };
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = bed.certkeep(&["cluster", "init"]);
+    common::assert_exit(&out, 2);
+    assert!(
+        common::text(&out).contains("chmod 600"),
+        "{}",
+        common::text(&out)
+    );
+    assert_eq!(etcd.raw_dump("/ck/"), "");
+    // Without [cluster] the command says what is missing.
+    std::fs::write(&bed.config, bed.base_config()).unwrap();
+    let out = bed.certkeep(&["cluster", "status"]);
+    common::assert_exit(&out, 2);
+    assert!(common::text(&out).contains("no [cluster] section"));
 }
