@@ -251,11 +251,24 @@ pub async fn probe(
         Ok(Reply::Accepted) => Ok(Ok(())),
         Ok(Reply::LowerVersion(v)) => Ok(Err(ProbeError::new(
             ErrorKind::Tls,
-            format!("the server chose the older version {v:#06x}"),
+            format!(
+                "the server chose the older version {}",
+                match v {
+                    0x0300 => "SSL 3.0".to_string(),
+                    0x0301 => "TLS 1.0".to_string(),
+                    0x0302 => "TLS 1.1".to_string(),
+                    0x0303 => "TLS 1.2".to_string(),
+                    other => format!("{other:#06x}"),
+                }
+            ),
         ))),
         Ok(Reply::Alert(level, desc)) => Ok(Err(ProbeError::new(
             ErrorKind::Alert,
-            format!("the server sent alert {desc} (level {level})"),
+            format!(
+                "the server sent TLS alert {}{}",
+                super::reasons::alert_name(desc),
+                if level == 1 { ", a warning" } else { "" }
+            ),
         ))),
         Ok(Reply::NeedMore(_)) => Err(ProbeError::new(
             ErrorKind::Garbage,

@@ -290,7 +290,7 @@ fn code_name(text: &str) -> String {
 }
 
 /// `UnsupportedCertVersion` -> `unsupported cert version`.
-fn spaced(code: &str) -> String {
+pub fn spaced(code: &str) -> String {
     let mut out = String::new();
     for (i, ch) in code.chars().enumerate() {
         if ch.is_ascii_uppercase() && i > 0 {
@@ -303,6 +303,39 @@ fn spaced(code: &str) -> String {
     } else {
         out
     }
+}
+
+/// A TLS alert by its RFC 8446 name: `protocol_version (70)`.
+pub fn alert_name(code: u8) -> String {
+    let name = match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => return format!("{code}"),
+    };
+    format!("{name} ({code})")
 }
 
 /// No debug formatting: what every reason shown to a person must satisfy.
@@ -435,5 +468,7 @@ mod tests {
         assert!(!is_plain("verification time 1795667375 (UNIX)"));
         assert!(!is_plain("names [\"a\"]"));
         assert!(is_plain("self-signed certificate"));
+        assert_eq!(alert_name(70), "protocol_version (70)");
+        assert_eq!(alert_name(200), "200");
     }
 }

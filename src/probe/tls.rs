@@ -261,11 +261,14 @@ fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError>
     match inner {
         Some(rustls::Error::AlertReceived(a)) => Ok(Handshake::NotAccepted(ProbeError::new(
             ErrorKind::Alert,
-            format!("the server sent alert {a:?}"),
+            format!("the server sent TLS alert {}", reasons::alert_name(u8::from(*a))),
         ))),
         Some(rustls::Error::PeerIncompatible(p)) => Ok(Handshake::NotAccepted(ProbeError::new(
             ErrorKind::Tls,
-            format!("the server is incompatible: {p:?}"),
+            format!(
+                "the server has nothing in common with the probe ({})",
+                reasons::spaced(&format!("{p:?}"))
+            ),
         ))),
         Some(
             rustls::Error::InvalidMessage(

@@ -810,7 +810,7 @@ fn verbose_probe_says_what_was_tried() {
     for want in [
         "TLS 1.3: accepted target=verbose.test:",
         "TLS 1.2: accepted",
-        "TLS 1.1: not accepted",
+        "TLS 1.1: not accepted: the server sent TLS alert protocol_version (70) target=verbose.test:",
         "TLS 1.0: not accepted",
         "plain HTTP: GET / answers 301 to https://verbose.test/",
         "the chain verifies to a trusted root target=verbose.test",
