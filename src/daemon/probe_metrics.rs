@@ -127,3 +127,47 @@ pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{ProbeReport, Protocols};
+
+    #[test]
+    fn days_left_follow_the_first_certificate_to_expire() {
+        let r = ProbeReport {
+            target: "https://a.example".into(),
+            host: "a.example".into(),
+            port: 443,
+            address: None,
+            policy: "default".into(),
+            verdict: Verdict::Critical,
+            checks: Vec::new(),
+            protocols: Protocols::default(),
+            protocol_details: Default::default(),
+            hsts: None,
+            http: None,
+            certificate: Some(crate::probe::facts::example_intermediate_first()),
+            stored: None,
+            error: None,
+            duration_ms: 5,
+        };
+        let all = series(&[r]);
+        let get = |name: &str| &all.iter().find(|(n, _)| n == name).unwrap().1.samples;
+        let days = get("certkeep_probe_ssl_days_left");
+        assert_eq!(days.len(), 1);
+        assert_eq!(days[0].1, 10.0);
+        assert!(days[0]
+            .0
+            .contains(&("certificate".to_string(), "intermediate".to_string())));
+        // The earliest expiry is the intermediate's, the leaf's own stays.
+        assert_eq!(
+            get("certkeep_probe_ssl_earliest_cert_expiry")[0].1,
+            1_768_089_600.0
+        );
+        assert_eq!(
+            get("certkeep_probe_ssl_leaf_not_after_timestamp_seconds")[0].1,
+            1_772_323_200.0
+        );
+    }
+}

@@ -192,45 +192,8 @@ mod tests {
 
     #[test]
     fn days_left_and_thresholds_follow_the_first_certificate_to_expire() {
-        use crate::probe::facts::{CertInfo, ChainCert};
-        use time::macros::datetime;
-        let leaf_end = datetime!(2026-03-01 00:00 UTC);
-        let int_end = datetime!(2026-01-11 00:00 UTC);
-        let cc = |subject: &str, not_after| ChainCert {
-            subject: subject.into(),
-            issuer: "CN=Root".into(),
-            serial: "01".into(),
-            not_before: datetime!(2025-12-01 00:00 UTC),
-            not_after,
-            signature_algorithm: "ecdsa-with-SHA256".into(),
-            key_type: "ecdsa-p256".into(),
-            is_ca: false,
-            self_issued: false,
-            is_root: false,
-        };
         let mut r = report(Verdict::Critical, vec![("expiry", Verdict::Critical)]);
-        r.certificate = Some(CertInfo {
-            subject: "CN=a.example".into(),
-            sans: vec!["a.example".into()],
-            issuer: "CN=Int".into(),
-            serial: "0a".into(),
-            not_before: datetime!(2025-12-01 00:00 UTC),
-            not_after: leaf_end,
-            days_left: 10,
-            expires_first: "intermediate".into(),
-            leaf_days_left: 59,
-            lifetime_days: 90,
-            chain_valid: true,
-            chain_error: None,
-            chain_problem: None,
-            hostname_valid: true,
-            key_type: "ecdsa-p256".into(),
-            signature_algorithm: "ecdsa-with-SHA256".into(),
-            fingerprint_sha256: "ff".into(),
-            earliest_expiry: int_end,
-            earliest_expiry_subject: "CN=Int".into(),
-            chain: vec![cc("CN=a.example", leaf_end), cc("CN=Int", int_end)],
-        });
+        r.certificate = Some(crate::probe::facts::example_intermediate_first());
         let (problems, _) = observations(&[r], &AlertConfig::default());
         let p = &problems[0];
         assert_eq!(p.details["days_left"], "10");

@@ -142,3 +142,46 @@ pub struct Facts {
     pub http: Option<PlainHttp>,
     pub stored: Option<Stored>,
 }
+
+/// A certificate whose intermediate (10 days left) expires before the leaf
+/// (59 days left), for tests of what follows the first expiry.
+#[cfg(test)]
+pub(crate) fn example_intermediate_first() -> CertInfo {
+    use time::macros::datetime;
+    let leaf_end = datetime!(2026-03-01 00:00 UTC);
+    let int_end = datetime!(2026-01-11 00:00 UTC);
+    let cc = |subject: &str, not_after| ChainCert {
+        subject: subject.into(),
+        issuer: "CN=Root".into(),
+        serial: "01".into(),
+        not_before: datetime!(2025-12-01 00:00 UTC),
+        not_after,
+        signature_algorithm: "ecdsa-with-SHA256".into(),
+        key_type: "ecdsa-p256".into(),
+        is_ca: false,
+        self_issued: false,
+        is_root: false,
+    };
+    CertInfo {
+        subject: "CN=a.example".into(),
+        sans: vec!["a.example".into()],
+        issuer: "CN=Int".into(),
+        serial: "0a".into(),
+        not_before: datetime!(2025-12-01 00:00 UTC),
+        not_after: leaf_end,
+        days_left: 10,
+        expires_first: "intermediate".into(),
+        leaf_days_left: 59,
+        lifetime_days: 90,
+        chain_valid: true,
+        chain_error: None,
+        chain_problem: None,
+        hostname_valid: true,
+        key_type: "ecdsa-p256".into(),
+        signature_algorithm: "ecdsa-with-SHA256".into(),
+        fingerprint_sha256: "ff".into(),
+        earliest_expiry: int_end,
+        earliest_expiry_subject: "CN=Int".into(),
+        chain: vec![cc("CN=a.example", leaf_end), cc("CN=Int", int_end)],
+    }
+}
