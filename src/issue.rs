@@ -88,7 +88,7 @@ impl Issuer<'_> {
         // its certificate. A new one is made and the lineage replaced whole.
         let reusable = if c.reuse_key && reuse_from_store {
             match self.store.inspect(c.name()) {
-                Some(i) if i.is_healthy() => i.current.map(|cur| cur.lineage),
+                Some(i) if i.is_healthy() => i.current,
                 Some(i) => {
                     tracing::warn!(
                         certificate = c.name(),
@@ -102,11 +102,23 @@ impl Issuer<'_> {
         } else {
             None
         };
-        let key = match (c.reuse_key && reuse_from_store, reusable) {
-            (true, Some(l)) => {
-                let p = l.path("privkey");
+        let key = match reusable {
+            Some(cur) if cur.leaf.key_type == c.key_type.as_str() => {
+                let p = cur.lineage.path("privkey");
                 let pem = std::fs::read_to_string(&p).map_err(crate::store::io_err("read", &p))?;
                 keys::load(&pem)?
+            }
+            Some(cur) => {
+                // reuse_key keeps a key, never a key type the config no
+                // longer asks for.
+                tracing::warn!(
+                    certificate = c.name(),
+                    "key_type is now {} but the current key is {}: making a new {} key instead of reusing it",
+                    c.key_type,
+                    cur.leaf.key_type,
+                    c.key_type
+                );
+                keys::generate(c.key_type)?
             }
             _ => keys::generate(c.key_type)?,
         };
