@@ -2,6 +2,7 @@
 
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::renew::plan::date;
 use crate::renew::run::{Options, Outcome, RunError};
 
 pub async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
@@ -44,22 +45,31 @@ fn print_summary(o: &Outcome) {
             .unwrap_or_default();
         println!(
             "{verb}: {} ({version}serial {}, expires {}; {})",
-            r.name, r.serial, r.not_after, r.reason
+            r.name,
+            r.serial,
+            date(r.not_after),
+            r.reason
         );
     }
     for n in &o.not_due {
         println!(
             "not due: {} (renewal from {}, by {})",
-            n.name, n.due_at, n.basis
+            n.name,
+            date(n.due_at),
+            n.basis
         );
     }
     for f in &o.failed {
         let expires = f
             .expires
-            .as_ref()
-            .map(|e| format!("; the current certificate stays in place and expires {e}"))
+            .map(|e| {
+                format!(
+                    "; the current certificate stays in place and expires {}",
+                    date(e)
+                )
+            })
             .unwrap_or_default();
-        eprintln!("FAILED: {}: {}{expires}", f.name, f.error);
+        eprintln!("FAILED: {}: {}{expires}", f.name, f.failure);
     }
     for p in &o.problems {
         eprintln!("PROBLEM: {p}");

@@ -5,6 +5,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
+use crate::renew::state::LineageStates;
 use crate::store::Store;
 
 fn reason(code: u8) -> Option<RevocationReason> {
@@ -50,15 +51,36 @@ pub async fn run(config: &Config, name: &str, code: u8) -> u8 {
         .await
     {
         Ok(()) => {
-            println!(
-                "{name}: revoked serial {}; `certkeep renew` will replace it",
-                cur.leaf.serial
-            );
-            EXIT_OK
+            println!("{name}: revoked serial {}", cur.leaf.serial);
+            // Remembered so the next `certkeep renew` replaces it whatever
+            // renewal window it has cached.
+            match remember(config, &store, name, &cur.leaf.serial).await {
+                Ok(()) => {
+                    println!("{name}: the next `certkeep renew` replaces it");
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: {name}: cannot record the revocation, so `certkeep renew` may not replace it before its renewal window: {e}; run `certkeep renew --force --cert {name}`");
+                    EXIT_FAILURE
+                }
+            }
         }
         Err(e) => {
             report(&format!("{name}: revocation failed"), &e);
             EXIT_FAILURE
         }
     }
+}
+
+async fn remember(
+    config: &Config,
+    store: &Store,
+    name: &str,
+    serial: &str,
+) -> Result<(), crate::renew::run::RunError> {
+    let _lock = crate::store::lock::acquire(&store.state_dir(), config.renewal.lock_wait.0).await?;
+    let mut states = LineageStates::load(store)?;
+    states.revoked(name, serial);
+    states.save()?;
+    Ok(())
 }

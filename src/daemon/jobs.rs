@@ -17,7 +17,7 @@ pub async fn renew(config: &Config, metrics: &Shared) {
                 tracing::info!(certificate = %r.name, serial = %r.serial, "renewed ({})", r.reason);
             }
             for f in &o.failed {
-                tracing::error!(certificate = %f.name, "renewal failed: {}", f.error);
+                tracing::error!(certificate = %f.name, "renewal failed: {}", f.failure);
             }
             for p in &o.problems {
                 tracing::error!("renewal: {p}");

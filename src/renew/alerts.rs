@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::alert::{Problem, Severity};
 
+use super::plan::date;
 use super::run::Outcome;
 
 /// Key of the run-level problem (nginx, hooks, state). Keys are
@@ -32,24 +33,21 @@ pub fn observations(
     let mut ok = Vec::new();
     match (o.ca_reachable, &o.ca_unreachable_since) {
         (Some(true), _) => ok.push(CA_KEY.to_string()),
-        (Some(false), Some(since)) => {
-            let started =
-                OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
-                    .unwrap_or(now);
-            if now - started >= time::Duration::seconds(ca_bound.as_secs() as i64) {
-                problems.push(
-                    Problem::new(
-                        CA_KEY,
-                        Severity::Critical,
-                        "the ACME CA has been unreachable",
-                    )
-                    .detail("since", since.clone())
-                    .detail(
-                        "problem",
-                        "certkeep cannot reach the CA: renewals will fail until it can",
-                    ),
-                );
-            }
+        (Some(false), Some(since))
+            if now - *since >= time::Duration::seconds(ca_bound.as_secs() as i64) =>
+        {
+            problems.push(
+                Problem::new(
+                    CA_KEY,
+                    Severity::Critical,
+                    "the ACME CA has been unreachable",
+                )
+                .detail("since", date(*since))
+                .detail(
+                    "problem",
+                    "certkeep cannot reach the CA: renewals will fail until it can",
+                ),
+            );
         }
         _ => {}
     }
@@ -61,9 +59,12 @@ pub fn observations(
         )
         .detail("certificate", f.name.clone())
         .detail("domains", f.domains.join(", "))
-        .detail("problem", f.error.clone());
-        if let Some(e) = &f.expires {
-            p = p.detail("expires", e.clone());
+        .detail("problem", f.failure.to_string());
+        if let Some(e) = f.expires {
+            p = p.detail("expires", date(e));
+        }
+        if let Some(v) = f.pending_version {
+            p = p.detail("pending_version", v.to_string());
         }
         problems.push(p);
     }
@@ -86,7 +87,14 @@ pub fn observations(
                 Severity::Critical,
                 "a renewal run had deployment problems",
             )
-            .detail("problem", o.problems.join("; ")),
+            .detail(
+                "problem",
+                o.problems
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         );
     }
     (problems, ok)
@@ -95,24 +103,35 @@ pub fn observations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::renew::run::{Failed, NotDue, Renewed};
+    use crate::hooks::CommandError;
+    use crate::renew::plan::Reason;
+    use crate::renew::run::{Failed, Failure, NotDue, Renewed, RunProblem};
+    use time::macros::datetime;
 
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
     #[test]
     fn unreachable_ca_is_a_problem_only_after_the_bound() {
         let now = time::macros::datetime!(2026-05-01 12:00 UTC);
-        let o = |reachable: Option<bool>, since: Option<&str>| Outcome {
+        let o = |reachable: Option<bool>, since: Option<OffsetDateTime>| Outcome {
             ca_reachable: reachable,
-            ca_unreachable_since: since.map(String::from),
+            ca_unreachable_since: since,
             ..Outcome::default()
         };
-        let (p, _) = observations(&o(Some(false), Some("2026-05-01T11:30:00Z")), now, HOUR);
+        let (p, _) = observations(
+            &o(Some(false), Some(datetime!(2026-05-01 11:30 UTC))),
+            now,
+            HOUR,
+        );
         assert!(
             p.iter().all(|p| p.key != CA_KEY),
             "30 minutes is within the bound"
         );
-        let (p, _) = observations(&o(Some(false), Some("2026-05-01T10:59:00Z")), now, HOUR);
+        let (p, _) = observations(
+            &o(Some(false), Some(datetime!(2026-05-01 10:59 UTC))),
+            now,
+            HOUR,
+        );
         let ca = p.iter().find(|p| p.key == CA_KEY).expect("past the bound");
         assert_eq!(ca.details["since"], "2026-05-01T10:59:00Z");
         let (_, ok) = observations(&o(Some(true), None), now, HOUR);
@@ -129,19 +148,24 @@ mod tests {
                 name: "a".into(),
                 version: Some(2),
                 serial: "01".into(),
-                not_after: "x".into(),
-                reason: "r".into(),
+                not_after: datetime!(2027-01-01 00:00 UTC),
+                reason: Reason::Forced,
             }],
             not_due: vec![NotDue {
                 name: "b".into(),
-                due_at: "t".into(),
-                basis: "ARI".into(),
+                due_at: datetime!(2027-01-01 00:00 UTC),
+                basis: "ARI",
             }],
             failed: vec![Failed {
                 name: "c".into(),
                 domains: vec!["c.example".into()],
-                error: "self-check failed".into(),
-                expires: Some("2027-01-01T00:00:00Z".into()),
+                failure: Failure::PreHook(CommandError::Failed {
+                    command: "check".into(),
+                    status: "exit status: 1".into(),
+                    output: "no".into(),
+                }),
+                expires: Some(datetime!(2027-01-01 00:00 UTC)),
+                pending_version: None,
             }],
             ..Outcome::default()
         };
@@ -150,19 +174,41 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].key, "renew:c:renewal");
         assert_eq!(problems[0].severity, Severity::Critical);
-        assert_eq!(problems[0].details["problem"], "self-check failed");
+        assert_eq!(
+            problems[0].details["problem"],
+            "not attempted: its pre_hook failed: `check` failed (exit status: 1): no"
+        );
         assert_eq!(problems[0].details["expires"], "2027-01-01T00:00:00Z");
     }
 
     #[test]
     fn run_problems_are_one_alert() {
         let o = Outcome {
-            problems: vec!["nginx reload failed".into(), "deploy_hook: x".into()],
+            problems: vec![
+                RunProblem::PostHook(CommandError::Failed {
+                    command: "a".into(),
+                    status: "exit status: 1".into(),
+                    output: "no".into(),
+                }),
+                RunProblem::DeployHook {
+                    name: "b".into(),
+                    error: CommandError::Failed {
+                        command: "c".into(),
+                        status: "exit status: 2".into(),
+                        output: "no".into(),
+                    },
+                },
+            ],
             ..Outcome::default()
         };
         let (problems, ok) = observations(&o, OffsetDateTime::now_utc(), HOUR);
         assert!(ok.is_empty());
         assert_eq!(problems[0].key, RUN_KEY);
-        assert!(problems[0].details["problem"].contains("nginx reload failed; deploy_hook"));
+        assert!(
+            problems[0].details["problem"]
+                .contains("post_hook: `a` failed (exit status: 1): no; b: deploy_hook: `c`"),
+            "{:?}",
+            problems[0].details
+        );
     }
 }

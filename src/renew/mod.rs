@@ -1,7 +1,14 @@
 //! Renewal: `plan` decides what is due (pure), `ari` asks the CA for renewal
-//! windows, `run` carries a renewal run out.
+//! windows, `run` carries a renewal run out in phases (`obtain`, `deploy`,
+//! `hooks`) into a typed `outcome`; `state` remembers per lineage which
+//! version is served, which awaits its deploy, and what was revoked.
 
 pub mod alerts;
 pub mod ari;
+mod deploy;
+mod hooks;
+mod obtain;
+pub mod outcome;
 pub mod plan;
 pub mod run;
+pub mod state;

@@ -1,8 +1,8 @@
 //! Whether a lineage is due for renewal, and why (pure).
 //!
 //! Order of precedence:
-//! 1. `--force`, `--dry-run`, a missing certificate, or domains that changed
-//!    in the config: due.
+//! 1. `--force`, `--dry-run`, a missing certificate, domains that changed
+//!    in the config, or a certificate revoked with `certkeep revoke`: due.
 //! 2. ARI (RFC 9773) when the CA offers it and a window is known for the
 //!    current certificate: due once the time chosen inside the window has
 //!    come (a window that had already started when fetched means now).
@@ -33,6 +33,8 @@ pub struct Facts<'a> {
     pub renew_before: Option<RenewBefore>,
     /// The last ARI answer, if any.
     pub ari: Option<&'a AriState>,
+    /// Whether `certkeep revoke` revoked this very certificate.
+    pub revoked: bool,
 }
 
 /// A stored ARI answer for one certificate.
@@ -124,6 +126,13 @@ pub enum Reason {
     NearExpiry {
         left: Duration,
     },
+    /// `certkeep revoke` revoked the current certificate.
+    Revoked,
+    /// A stored version nginx was not confirmed to serve: deployed again,
+    /// without a new order.
+    NotServed {
+        version: u32,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -161,6 +170,11 @@ impl std::fmt::Display for Reason {
             Reason::NearExpiry { left } => {
                 write!(f, "only {}", crate::cert::time_left(left.whole_seconds()))
             }
+            Reason::Revoked => write!(f, "the current certificate was revoked"),
+            Reason::NotServed { version } => write!(
+                f,
+                "version {version} is stored but was not confirmed served; deploying it again (no new order)"
+            ),
         }
     }
 }
@@ -223,6 +237,9 @@ pub fn decide(f: &Facts<'_>, now: OffsetDateTime) -> Decision {
             removed: have.difference(&wanted).cloned().collect(),
         });
     }
+    if f.revoked {
+        return Decision::Due(Reason::Revoked);
+    }
     let lifetime = f.not_after - f.not_before;
     let left = f.not_after - now;
     if left <= lifetime / 10 || left <= Duration::ZERO {
@@ -249,6 +266,25 @@ pub fn decide(f: &Facts<'_>, now: OffsetDateTime) -> Decision {
             basis: "threshold",
         }
     }
+}
+
+/// Whether a stored version that was not confirmed served is still worth
+/// deploying instead of ordering anew: it names the domains the config asks
+/// for and has more than 1/10 of its lifetime left (the rule that makes a
+/// live certificate due whatever else says).
+pub fn redeployable(
+    cert_domains: &[String],
+    wanted_domains: &[String],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> bool {
+    let set =
+        |v: &[String]| -> BTreeSet<String> { v.iter().map(|d| d.to_ascii_lowercase()).collect() };
+    let left = not_after - now;
+    set(cert_domains) == set(wanted_domains)
+        && left > (not_after - not_before) / 10
+        && left > Duration::ZERO
 }
 
 pub fn date(t: OffsetDateTime) -> String {

@@ -14,6 +14,7 @@ struct Case {
     wanted: Vec<String>,
     renew_before: Option<RenewBefore>,
     ari: Option<AriState>,
+    revoked: bool,
 }
 
 impl Case {
@@ -25,6 +26,7 @@ impl Case {
             wanted: d,
             renew_before: None,
             ari: None,
+            revoked: false,
         }
     }
     fn decide_at(&self, now: OffsetDateTime) -> Decision {
@@ -37,6 +39,7 @@ impl Case {
                 wanted_domains: &self.wanted,
                 renew_before: self.renew_before,
                 ari: self.ari.as_ref(),
+                revoked: self.revoked,
             },
             now,
         )
@@ -271,4 +274,41 @@ fn reasons_read_well() {
         "domains changed in the config (added c.example)"
     );
     assert_eq!(Reason::Forced.to_string(), "--force");
+}
+
+#[test]
+fn a_revoked_certificate_is_due_whatever_the_ari_window() {
+    let mut c = Case::new(90);
+    // A window far in the future, fetched just now.
+    c.ari = Some(ari(
+        T0 + Duration::days(60),
+        T0 + Duration::days(62),
+        T0 + Duration::days(1),
+        0.5,
+    ));
+    assert!(!c.decide_at(T0 + Duration::days(1)).is_due());
+    c.revoked = true;
+    assert_eq!(
+        c.decide_at(T0 + Duration::days(1)),
+        Decision::Due(Reason::Revoked)
+    );
+}
+
+#[test]
+fn only_a_usable_stored_version_is_deployed_again() {
+    let d = domains(&["a.example"]);
+    let (nb, na) = (T0, T0 + Duration::days(90));
+    assert!(redeployable(&d, &d, nb, na, T0 + Duration::days(1)));
+    assert!(
+        !redeployable(&d, &domains(&["a.example", "b.example"]), nb, na, T0),
+        "the config asks for other names"
+    );
+    assert!(
+        !redeployable(&d, &d, nb, na, T0 + Duration::days(82)),
+        "under 1/10 of its lifetime left"
+    );
+    assert!(
+        !redeployable(&d, &d, nb, na, T0 + Duration::days(91)),
+        "expired"
+    );
 }

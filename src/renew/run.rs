@@ -1,20 +1,25 @@
-//! `certkeep renew`: plan, obtain, store, one validated nginx reload, hooks.
+//! `certkeep renew`: a renewal run in phases. [`run`] prepares the store,
+//! plans (ARI windows, what is due, which stored versions still await their
+//! deploy), obtains ([`super::obtain`]), deploys ([`super::deploy`]) and runs
+//! the hooks ([`super::hooks`]); each phase returns typed results that end up
+//! in the [`Outcome`].
 
-use std::time::Duration;
-
-use instant_acme::CertificateIdentifier;
-use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use super::ari::{self, AriStore};
+use super::deploy;
+use super::hooks as run_hooks;
+use super::obtain::{self, failed, Ca, Order, Staged};
+pub use super::outcome::{
+    DeployFailure, DeployStep, Failed, Failure, NotDue, Outcome, Renewed, Rollback, RunProblem,
+};
 use super::plan::{self, Decision, Facts, Reason};
-use crate::acme::AcmeClient;
+use super::state::LineageStates;
+use crate::cert::{self, CertFacts};
 use crate::config::{CertificateConfig, Config};
 use crate::hooks;
-use crate::issue::Issuer;
-use crate::net::error_chain;
-use crate::nginx;
-use crate::store::{lock, Current, Store};
+use crate::store::lock::{self, LockError, StoreLock};
+use crate::store::{Current, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -25,172 +30,275 @@ pub struct Options {
     pub run_deploy_hooks: bool,
 }
 
+/// Why a run could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("no [[certificate]] named {0:?} in the config")]
     UnknownCertificate(String),
     #[error("cannot use the store: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
+    #[error("cannot use the store: {0}")]
+    Lock(#[from] LockError),
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Renewed {
-    pub name: String,
-    /// Archive version now live (None in a dry run).
-    pub version: Option<u32>,
-    pub serial: String,
-    pub not_after: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NotDue {
-    pub name: String,
-    pub due_at: String,
-    pub basis: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Failed {
-    pub name: String,
-    pub domains: Vec<String>,
-    pub error: String,
-    /// When the live certificate (still in place) expires.
-    pub expires: Option<String>,
-}
-
-/// What a run did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Outcome {
-    pub dry_run: bool,
-    pub renewed: Vec<Renewed>,
-    pub not_due: Vec<NotDue>,
-    pub failed: Vec<Failed>,
-    /// nginx test/reload/confirm and hook problems.
-    pub problems: Vec<String>,
-    /// Whether the CA answered this run (None: not contacted).
-    pub ca_reachable: Option<bool>,
-    /// Since when the CA has been unreachable, across runs (RFC 3339).
-    pub ca_unreachable_since: Option<String>,
-}
-
-impl Outcome {
-    pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.problems.is_empty()
-    }
-}
-
-/// A renewal stored in this run (for rollback and hooks).
-struct Stored<'a> {
-    cert: &'a CertificateConfig,
-    previous: Option<u32>,
-    serial: String,
+/// What the plan phase found for one lineage.
+enum Work<'a> {
+    Order(Order<'a>),
+    /// A stored version not served yet: deploy it again, no order.
+    Redeploy(Staged<'a>),
 }
 
 pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let selected = select(config, &opts.certs)?;
     let store = Store::new(&config.store);
+    let now = OffsetDateTime::now_utc();
     let mut out = Outcome {
         dry_run: opts.dry_run,
         ..Outcome::default()
     };
-    // A dry run writes nothing, so it neither locks nor cleans the store.
-    let _lock = if opts.dry_run {
-        None
+    let _lock = prepare(config, &store, opts.dry_run).await?;
+    let (mut ari_state, mut states) = if opts.dry_run {
+        (AriStore::default(), LineageStates::in_memory())
     } else {
-        store
-            .ensure_layout()
-            .map_err(|e| RunError::Store(e.to_string()))?;
-        let l = lock::acquire(&store.state_dir(), config.renewal.lock_wait.0)
-            .await
-            .map_err(|e| RunError::Store(e.to_string()))?;
-        for p in store
-            .recover()
-            .map_err(|e| RunError::Store(e.to_string()))?
-        {
-            tracing::info!(path = %p.display(), "removed a leftover of an interrupted run");
-        }
-        Some(l)
+        (AriStore::load(&store), LineageStates::load(&store)?)
     };
-    let mut ari_state = if opts.dry_run {
-        AriStore::default()
-    } else {
-        AriStore::load(&store)
+    let mut ca = Ca {
+        config,
+        store: &store,
+        directory: if opts.dry_run {
+            &config.acme.staging_directory.0
+        } else {
+            &config.acme.directory.0
+        },
+        persist: !opts.dry_run,
+        client: None,
+        error: None,
     };
-    let now = OffsetDateTime::now_utc();
 
-    // Current certificates.
+    // Plan.
     let mut current: Vec<(&CertificateConfig, Option<Current>)> = Vec::new();
     for c in selected {
         // A damaged lineage is a failure of its own, never of the run.
         match store.current_checked(c.name()) {
             Ok(cur) => current.push((c, cur)),
-            Err(e) => out.failed.push(Failed {
-                name: c.name().into(),
-                domains: c.domain_names(),
-                error: e.to_string(),
-                expires: None,
-            }),
+            Err(e) => out.failed.push(failed(c, None, Failure::Lineage(e))),
         }
     }
-
-    // ARI windows, fetched only where the stored one is missing or stale.
-    let mut client: Option<AcmeClient> = None;
-    // Why the CA could not be reached earlier in this run, if it could not:
-    // one retry budget per run, not one per phase.
-    let mut unreachable: Option<String> = None;
-    let directory = if opts.dry_run {
-        &config.acme.staging_directory.0
-    } else {
-        &config.acme.directory.0
-    };
     if !opts.dry_run && !opts.force {
-        let queries: Vec<ari::Query> = current
-            .iter()
-            .filter_map(|(c, cur)| cur.as_ref().map(|cur| (c, cur)))
-            .filter(|(_, cur)| {
-                plan::should_fetch_ari(
-                    ari_state.windows.get(&cur.lineage.name),
-                    &cur.leaf.serial,
-                    now,
-                )
-            })
-            .map(|(c, cur)| ari::Query {
-                name: c.name().to_string(),
-                serial: cur.leaf.serial.clone(),
-                leaf_der: cur.leaf_der.clone(),
-            })
-            .collect();
-        if !queries.is_empty() {
-            match connect(config, directory, &store, true).await {
-                Ok(cl) => {
-                    if cl.supports_ari {
-                        for (name, r) in
-                            ari::fetch(&cl, queries, config.renewal.ari_concurrency).await
-                        {
-                            match r {
-                                Ok(state) => ari_state.set(&name, state),
-                                Err(e) => {
-                                    tracing::warn!(certificate = %name, "ARI look-up failed, using the lifetime threshold: {e}")
-                                }
-                            }
-                        }
-                    }
-                    client = Some(cl);
-                    out.ca_reachable = Some(true);
+        refresh_ari(config, &mut ca, &current, &mut ari_state, now).await;
+    }
+    let work = plan_work(
+        config,
+        opts,
+        &store,
+        &current,
+        &ari_state,
+        &mut states,
+        now,
+        &mut out,
+    );
+    if work.is_empty() {
+        finish(&store, opts.dry_run, now, ari_state, states, &ca, &mut out);
+        return Ok(out);
+    }
+    let attempted: Vec<&CertificateConfig> = work
+        .iter()
+        .map(|w| match w {
+            Work::Order(o) => o.cert,
+            Work::Redeploy(s) => s.cert,
+        })
+        .collect();
+    let (orders, mut staged): (Vec<Order<'_>>, Vec<Staged<'_>>) =
+        work.into_iter()
+            .fold((Vec::new(), Vec::new()), |(mut o, mut s), w| {
+                match w {
+                    Work::Order(x) => o.push(x),
+                    Work::Redeploy(x) => s.push(x),
                 }
-                Err(e) => {
-                    tracing::warn!("cannot reach the CA for renewal windows: {e}");
-                    out.ca_reachable = Some(false);
-                    unreachable = Some(e);
+                (o, s)
+            });
+    let hook_timeout = config
+        .hooks
+        .timeout
+        .map(|t| t.0)
+        .unwrap_or(hooks::DEFAULT_TIMEOUT);
+
+    // Obtain. The CA is contacted (and an account registered) only once a
+    // certificate's self-check passed: a broken webroot is reported at once,
+    // not after a retry budget spent on an unreachable CA.
+    let got = if orders.is_empty() {
+        obtain::Obtained::default()
+    } else {
+        match obtain::pre_hook(config, &orders, hook_timeout).await {
+            Err(cancelled) => cancelled,
+            Ok(()) => {
+                obtain::obtain_all(config, &mut ca, &store, orders, opts.dry_run, hook_timeout)
+                    .await
+            }
+        }
+    };
+    out.failed.extend(got.failed);
+    out.problems.extend(got.problems);
+    out.renewed.extend(got.dry_run);
+    for s in &got.staged {
+        ari_state.remove(s.cert.name());
+    }
+    staged.extend(got.staged);
+
+    // Deploy. Recorded as pending first: a run killed between moving the
+    // links and the confirmation leaves a version the next run deploys again.
+    for s in &staged {
+        states.pending(s.cert.name(), s.version, now);
+    }
+    if let Err(error) = states.save() {
+        out.problems.push(RunProblem::State {
+            what: "lineage state (which versions await their deploy)",
+            error,
+        });
+    }
+    let deployed = deploy::deploy(config, &store, &staged).await;
+    for s in &deployed.served {
+        states.served(s.cert.name(), s.version);
+        out.renewed.push(Renewed {
+            name: s.cert.name().into(),
+            version: Some(s.version),
+            serial: s.serial.clone(),
+            not_after: s.not_after,
+            reason: s.reason.clone(),
+        });
+    }
+    for (s, failure) in deployed.failed {
+        states.pending(s.cert.name(), s.version, now);
+        // The certificate left in place: the previous one, unless the links
+        // still point at the new version.
+        let expires = match failure.rollback {
+            Rollback::To(_) | Rollback::Untouched => s.cur.map(|c| c.leaf.not_after),
+            Rollback::NoPrevious | Rollback::Failed { .. } => Some(s.not_after),
+        };
+        out.failed.push(Failed {
+            name: s.cert.name().into(),
+            domains: s.cert.domain_names(),
+            failure: Failure::Deploy(failure),
+            expires,
+            pending_version: Some(s.version),
+        });
+    }
+    out.problems.extend(deployed.problems);
+
+    // Hooks.
+    let mut renewed_lineages = Vec::new();
+    if !opts.dry_run || opts.run_deploy_hooks {
+        let targets: Vec<&CertificateConfig> = if opts.dry_run {
+            attempted
+                .iter()
+                .filter(|c| out.renewed.iter().any(|r| r.name == c.name()))
+                .copied()
+                .collect()
+        } else {
+            deployed.served.iter().map(|s| s.cert).collect()
+        };
+        renewed_lineages =
+            run_hooks::deploy_hooks(config, &store, &targets, hook_timeout, &mut out.problems)
+                .await;
+    }
+    let p = run_hooks::post_hooks(config, &attempted, &out, hook_timeout, &renewed_lineages).await;
+    out.problems.extend(p);
+    finish(&store, opts.dry_run, now, ari_state, states, &ca, &mut out);
+    Ok(out)
+}
+
+/// Takes the store lock and cleans up after an interrupted run. A dry run
+/// writes nothing, so it neither locks nor cleans the store.
+async fn prepare(
+    config: &Config,
+    store: &Store,
+    dry_run: bool,
+) -> Result<Option<StoreLock>, RunError> {
+    if dry_run {
+        return Ok(None);
+    }
+    store.ensure_layout()?;
+    let l = lock::acquire(&store.state_dir(), config.renewal.lock_wait.0).await?;
+    for p in store.recover()? {
+        tracing::info!(path = %p.display(), "removed a leftover of an interrupted run");
+    }
+    Ok(Some(l))
+}
+
+/// Fetches ARI windows where the stored one is missing or stale.
+async fn refresh_ari(
+    config: &Config,
+    ca: &mut Ca<'_>,
+    current: &[(&CertificateConfig, Option<Current>)],
+    ari_state: &mut AriStore,
+    now: OffsetDateTime,
+) {
+    let queries: Vec<ari::Query> = current
+        .iter()
+        .filter_map(|(c, cur)| cur.as_ref().map(|cur| (c, cur)))
+        .filter(|(_, cur)| {
+            plan::should_fetch_ari(
+                ari_state.windows.get(&cur.lineage.name),
+                &cur.leaf.serial,
+                now,
+            )
+        })
+        .map(|(c, cur)| ari::Query {
+            name: c.name().to_string(),
+            serial: cur.leaf.serial.clone(),
+            leaf_der: cur.leaf_der.clone(),
+        })
+        .collect();
+    if queries.is_empty() {
+        return;
+    }
+    match ca.client().await {
+        Ok(cl) if cl.supports_ari => {
+            for (name, r) in ari::fetch(cl, queries, config.renewal.ari_concurrency).await {
+                match r {
+                    Ok(state) => ari_state.set(&name, state),
+                    Err(e) => {
+                        tracing::warn!(certificate = %name, "ARI look-up failed, using the lifetime threshold: {e}")
+                    }
                 }
             }
         }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot reach the CA for renewal windows: {}",
+            crate::net::error_chain(e.as_ref())
+        ),
     }
+}
 
-    // Decide.
-    let mut due: Vec<(&CertificateConfig, Option<&Current>, Reason)> = Vec::new();
-    for (c, cur) in &current {
+/// Decides, per lineage: order, deploy a stored version again, or not due.
+#[allow(clippy::too_many_arguments)]
+fn plan_work<'a>(
+    config: &Config,
+    opts: &Options,
+    store: &Store,
+    current: &'a [(&'a CertificateConfig, Option<Current>)],
+    ari_state: &AriStore,
+    states: &mut LineageStates,
+    now: OffsetDateTime,
+    out: &mut Outcome,
+) -> Vec<Work<'a>> {
+    let mut work = Vec::new();
+    for (c, cur) in current {
+        let cur = cur.as_ref();
+        if !opts.dry_run && !opts.force {
+            if let Some((version, facts)) = pending_version(store, states, c, cur, now) {
+                work.push(Work::Redeploy(Staged {
+                    cert: c,
+                    cur,
+                    version,
+                    serial: facts.serial,
+                    not_after: facts.not_after,
+                    reason: Reason::NotServed { version },
+                }));
+                continue;
+            }
+        }
         let decision = match cur {
             _ if opts.dry_run => Decision::Due(Reason::DryRun),
             _ if opts.force => Decision::Due(Reason::Forced),
@@ -206,208 +314,120 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
                         wanted_domains: &wanted,
                         renew_before: c.renew_before.or(config.renewal.renew_before),
                         ari: ari_state.windows.get(c.name()),
+                        revoked: states.get(c.name()).is_revoked(&cur.leaf.serial),
                     },
                     now,
                 )
             }
         };
         match decision {
-            Decision::Due(reason) => due.push((c, cur.as_ref(), reason)),
+            Decision::Due(reason) => work.push(Work::Order(Order {
+                cert: c,
+                cur,
+                reason,
+            })),
             Decision::NotDue { at, basis } => out.not_due.push(NotDue {
                 name: c.name().into(),
-                due_at: plan::date(at),
-                basis: basis.into(),
+                due_at: at,
+                basis,
             }),
         }
     }
-    if due.is_empty() {
-        save_ari(&mut ari_state, &mut out);
-        track_ca(&store, opts.dry_run, now, &mut out);
-        return Ok(out);
-    }
+    work
+}
 
-    // The CA is contacted (and an account registered) only once a
-    // certificate's self-check passed: a broken webroot is reported at once,
-    // not after a retry budget spent on an unreachable CA.
-    let mut client: Option<AcmeClient> = client.filter(|_| !opts.dry_run);
-    let hook_timeout = config
-        .hooks
-        .timeout
-        .map(|t| t.0)
-        .unwrap_or(hooks::DEFAULT_TIMEOUT);
-
-    // Pre hook: once, before the first renewal.
-    if let Some(cmd) = &config.hooks.pre_hook {
-        if let Err(e) = hooks::run("pre-hook", cmd, &[], hook_timeout).await {
-            out.problems.push(format!("pre_hook: {e}"));
-            for (c, cur, _) in &due {
-                out.failed.push(failed(
-                    c,
-                    *cur,
-                    format!("not attempted: the pre_hook failed: {e}"),
-                ));
-            }
-            let p = run_post_hooks(config, &due, &out, hook_timeout, &[]).await;
-            out.problems.extend(p);
-            return Ok(out);
+/// The stored version of `c` that awaits its deploy and is still worth
+/// deploying, with its certificate's facts. A pending version that is gone,
+/// unreadable or no longer fits the config is forgotten (a new order follows).
+fn pending_version(
+    store: &Store,
+    states: &mut LineageStates,
+    c: &CertificateConfig,
+    cur: Option<&Current>,
+    now: OffsetDateTime,
+) -> Option<(u32, CertFacts)> {
+    let state = states.get(c.name());
+    let Some(version) = state.redeploy(cur.map(|cur| cur.lineage.version)) else {
+        if state.pending.is_some() {
+            // The live links moved past it (`certkeep issue`).
+            states.drop_pending(c.name());
         }
-    }
-
-    let mut stored: Vec<Stored<'_>> = Vec::new();
-    for (c, cur, reason) in &due {
-        if let Some(cmd) = &c.pre_hook {
-            if let Err(e) = hooks::run("pre-hook", cmd, &[], hook_timeout).await {
-                out.failed.push(failed(
-                    c,
-                    *cur,
-                    format!("not attempted: its pre_hook failed: {e}"),
-                ));
-                continue;
-            }
-        }
-        let replaces = match cur {
-            Some(cur) if !opts.dry_run => {
-                CertificateIdentifier::try_from(&CertificateDer::from(cur.leaf_der.as_slice()))
-                    .ok()
-                    .map(|id| id.into_owned())
-            }
-            _ => None,
-        };
-        tracing::info!(certificate = c.name(), %reason, "renewing");
-        if let Err(e) = crate::issue::preflight(config, c).await {
-            out.failed.push(failed(c, *cur, error_chain(&e)));
-            continue;
-        }
-        if client.is_none() && unreachable.is_none() {
-            match connect(config, directory, &store, !opts.dry_run).await {
-                Ok(cl) => client = Some(cl),
-                Err(e) => unreachable = Some(e),
-            }
-            out.ca_reachable = Some(client.is_some());
-        }
-        let Some(client) = client.as_ref() else {
-            let e = unreachable.clone().unwrap_or_default();
-            out.failed.push(failed(c, *cur, e));
-            continue;
-        };
-        let issuer = Issuer {
-            config,
-            client,
-            store: &store,
-        };
-        let got = match issuer.obtain(c, replaces, !opts.dry_run).await {
-            Ok(g) => g,
-            Err(e) => {
-                out.failed.push(failed(c, *cur, error_chain(&e)));
-                continue;
-            }
-        };
-        let serial = got.leaf.serial.clone();
-        let not_after = plan::date(got.leaf.not_after);
-        if opts.dry_run {
-            out.renewed.push(Renewed {
-                name: c.name().into(),
-                version: None,
-                serial,
-                not_after,
-                reason: reason.to_string(),
-            });
-            continue;
-        }
-        let stored_version = store
-            .write_version(c.name(), &got.version)
-            .and_then(|v| store.verify_version(c.name(), v).map(|()| v))
-            .and_then(|v| store.activate(c.name(), v).map(|()| v));
-        match stored_version {
-            Ok(v) => {
-                ari_state.remove(c.name());
-                stored.push(Stored {
-                    cert: c,
-                    previous: cur.map(|cur| cur.lineage.version),
-                    serial: serial.clone(),
-                });
-                out.renewed.push(Renewed {
-                    name: c.name().into(),
-                    version: Some(v),
-                    serial,
-                    not_after,
-                    reason: reason.to_string(),
-                });
-            }
-            Err(e) => out.failed.push(failed(
-                c,
-                *cur,
-                format!("the new certificate could not be stored (the live one is untouched): {e}"),
-            )),
-        }
-    }
-
-    // One validated reload for everything stored in this run.
-    let mut deployed: Vec<&Stored<'_>> = Vec::new();
-    if !stored.is_empty() && config.nginx.reload {
-        match deploy(config, &store, &stored).await {
-            Ok(problems) => {
-                for s in &stored {
-                    if !problems.iter().any(|(n, _)| n == s.cert.name()) {
-                        deployed.push(s);
-                    }
-                }
-                out.problems.extend(problems.into_iter().map(|(_, p)| p));
-            }
-            Err(e) => {
-                // Rolled back: these renewals did not happen.
-                for s in &stored {
-                    out.renewed.retain(|r| r.name != s.cert.name());
-                    out.failed.push(Failed {
-                        name: s.cert.name().into(),
-                        domains: s.cert.domain_names(),
-                        error: e.clone(),
-                        expires: None,
-                    });
+        return None;
+    };
+    let path = store
+        .archive_dir(c.name())
+        .join(format!("cert{version}.pem"));
+    let facts = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| cert::parse_pem_leaf(&pem, "").map_err(|e| e.to_string()))
+        .and_then(|der| cert::facts(&der, "").map_err(|e| e.to_string()));
+    match facts {
+        Ok(f) if plan::redeployable(&f.sans, &c.domain_names(), f.not_before, f.not_after, now) => {
+            // Checked as a new version is, before its links move.
+            match store.verify_version(c.name(), version) {
+                Ok(()) => Some((version, f)),
+                Err(e) => {
+                    tracing::warn!(
+                        certificate = c.name(),
+                        "version {version} was never served and is damaged ({e}); ordering a new certificate"
+                    );
+                    states.drop_pending(c.name());
+                    None
                 }
             }
         }
-    } else {
-        deployed.extend(stored.iter());
-    }
-
-    // Deploy hooks: once per deployed certificate.
-    let mut renewed_lineages = Vec::new();
-    if !opts.dry_run || opts.run_deploy_hooks {
-        let targets: Vec<&CertificateConfig> = if opts.dry_run {
-            due.iter()
-                .filter(|(c, _, _)| out.renewed.iter().any(|r| r.name == c.name()))
-                .map(|(c, _, _)| *c)
-                .collect()
-        } else {
-            deployed.iter().map(|s| s.cert).collect()
-        };
-        for c in targets {
-            let lineage = store.live_dir(c.name()).display().to_string();
-            renewed_lineages.push(lineage.clone());
-            let env = vec![
-                ("RENEWED_LINEAGE".to_string(), lineage),
-                ("RENEWED_DOMAINS".to_string(), c.domain_names().join(" ")),
-            ];
-            for cmd in config.hooks.deploy_hook.iter().chain(c.deploy_hook.iter()) {
-                if let Err(e) = hooks::run("deploy-hook", cmd, &env, hook_timeout).await {
-                    out.problems.push(format!("{}: deploy_hook: {e}", c.name()));
-                }
-            }
+        Ok(_) => {
+            tracing::warn!(
+                certificate = c.name(),
+                "version {version} was never served and no longer fits (names changed or too close to expiry); ordering a new certificate"
+            );
+            states.drop_pending(c.name());
+            None
+        }
+        Err(e) => {
+            tracing::warn!(
+                certificate = c.name(),
+                "version {version} was never served and cannot be read ({}: {e}); ordering a new certificate",
+                path.display()
+            );
+            states.drop_pending(c.name());
+            None
         }
     }
-    let p = run_post_hooks(config, &due, &out, hook_timeout, &renewed_lineages).await;
-    out.problems.extend(p);
-    save_ari(&mut ari_state, &mut out);
-    track_ca(&store, opts.dry_run, now, &mut out);
-    Ok(out)
+}
+
+/// Saves what the run learnt: ARI windows, lineage states, CA reachability.
+fn finish(
+    store: &Store,
+    dry_run: bool,
+    now: OffsetDateTime,
+    mut ari_state: AriStore,
+    mut states: LineageStates,
+    ca: &Ca<'_>,
+    out: &mut Outcome,
+) {
+    if let Err(error) = ari_state.save() {
+        out.problems.push(RunProblem::State {
+            what: "ARI state",
+            error,
+        });
+    }
+    if let Err(error) = states.save() {
+        out.problems.push(RunProblem::State {
+            what: "lineage state (which versions await their deploy)",
+            error,
+        });
+    }
+    out.ca_reachable = ca.reachable();
+    track_ca(store, dry_run, now, out);
 }
 
 /// Keeps `<store>/state/ca.json`: since when the CA has been unreachable.
 fn track_ca(store: &Store, dry_run: bool, now: OffsetDateTime, out: &mut Outcome) {
     #[derive(serde::Serialize, serde::Deserialize, Default, PartialEq)]
     struct CaState {
-        unreachable_since: Option<String>,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        unreachable_since: Option<OffsetDateTime>,
     }
     let path = store.state_dir().join("ca.json");
     let old: CaState = std::fs::read(&path)
@@ -418,20 +438,21 @@ fn track_ca(store: &Store, dry_run: bool, now: OffsetDateTime, out: &mut Outcome
         None => return,
         Some(true) => CaState::default(),
         Some(false) => CaState {
-            unreachable_since: old
-                .unreachable_since
-                .clone()
-                .or_else(|| Some(plan::date(now))),
+            unreachable_since: old.unreachable_since.or(Some(now)),
         },
     };
-    out.ca_unreachable_since = new.unreachable_since.clone();
+    out.ca_unreachable_since = new.unreachable_since;
     if dry_run || new == old {
         return;
     }
-    let json = serde_json::to_vec(&new).unwrap_or_default();
-    if let Err(e) = crate::store::atomic::write_file(&path, &json, 0o600) {
-        out.problems
-            .push(format!("cannot write {}: {e}", path.display()));
+    let written = serde_json::to_vec(&new)
+        .map_err(std::io::Error::other)
+        .and_then(|json| crate::store::atomic::write_file(&path, &json, 0o600));
+    if let Err(e) = written {
+        out.problems.push(RunProblem::State {
+            what: "CA state",
+            error: crate::store::io_err("write", &path)(e),
+        });
     }
 }
 
@@ -450,124 +471,4 @@ fn select<'a>(
                 .ok_or_else(|| RunError::UnknownCertificate(n.clone()))
         })
         .collect()
-}
-
-async fn connect(
-    config: &Config,
-    directory: &str,
-    store: &Store,
-    persist: bool,
-) -> Result<AcmeClient, String> {
-    AcmeClient::connect(
-        &config.acme,
-        directory,
-        store,
-        persist,
-        config.renewal.retry_budget.0,
-    )
-    .await
-    .map_err(|e| error_chain(&e))
-}
-
-fn failed(c: &CertificateConfig, cur: Option<&Current>, error: String) -> Failed {
-    Failed {
-        name: c.name().into(),
-        domains: c.domain_names(),
-        error,
-        expires: cur.map(|cur| plan::date(cur.leaf.not_after)),
-    }
-}
-
-fn save_ari(ari: &mut AriStore, out: &mut Outcome) {
-    if let Err(e) = ari.save() {
-        out.problems.push(format!("cannot save the ARI state: {e}"));
-    }
-}
-
-/// nginx -t, reload, confirm. Err (after rolling back) when the test fails;
-/// Ok with per-certificate problems otherwise.
-async fn deploy(
-    config: &Config,
-    store: &Store,
-    stored: &[Stored<'_>],
-) -> Result<Vec<(String, String)>, String> {
-    if let Err(e) = nginx::test(&config.nginx).await {
-        let mut msg = e.to_string();
-        for s in stored {
-            match s.previous {
-                Some(prev) => match store.activate(s.cert.name(), prev) {
-                    Ok(()) => {
-                        tracing::warn!(certificate = s.cert.name(), "rolled back to version {prev}")
-                    }
-                    Err(re) => msg.push_str(&format!(
-                        "; rolling {} back to version {prev} failed: {re}",
-                        s.cert.name()
-                    )),
-                },
-                None => msg.push_str(&format!(
-                    "; {} had no previous version to roll back to",
-                    s.cert.name()
-                )),
-            }
-        }
-        return Err(format!(
-            "{msg}; live certificates were moved back to their previous versions"
-        ));
-    }
-    if let Err(e) = nginx::reload(&config.nginx).await {
-        return Ok(stored
-            .iter()
-            .map(|s| (s.cert.name().to_string(), format!("{}: {e}", s.cert.name())))
-            .collect());
-    }
-    let timeout: Duration = config.nginx.confirm_timeout.0;
-    let mut problems = Vec::new();
-    for s in stored.iter().filter(|s| s.cert.confirm) {
-        let name = s.cert.name();
-        match nginx::confirm(
-            &s.cert.confirm_endpoint(),
-            &s.cert.confirm_sni(),
-            &s.serial,
-            timeout,
-        )
-        .await
-        {
-            Ok(()) => tracing::info!(certificate = name, "nginx serves the new certificate"),
-            Err(e) => problems.push((name.to_string(), format!("{name}: {e}"))),
-        }
-    }
-    Ok(problems)
-}
-
-async fn run_post_hooks(
-    config: &Config,
-    due: &[(&CertificateConfig, Option<&Current>, Reason)],
-    out: &Outcome,
-    timeout: Duration,
-    renewed_lineages: &[String],
-) -> Vec<String> {
-    let renewed: Vec<String> = out
-        .renewed
-        .iter()
-        .filter_map(|r| config.certificate(&r.name))
-        .flat_map(|c| c.domain_names())
-        .collect();
-    let failed: Vec<String> = out.failed.iter().flat_map(|f| f.domains.clone()).collect();
-    let env = vec![
-        ("RENEWED_DOMAINS".to_string(), renewed.join(" ")),
-        ("FAILED_DOMAINS".to_string(), failed.join(" ")),
-        ("RENEWED_LINEAGES".to_string(), renewed_lineages.join(" ")),
-    ];
-    let mut cmds: Vec<&crate::config::Command> = due
-        .iter()
-        .filter_map(|(c, _, _)| c.post_hook.as_ref())
-        .collect();
-    cmds.extend(config.hooks.post_hook.iter());
-    let mut problems = Vec::new();
-    for cmd in cmds {
-        if let Err(e) = hooks::run("post-hook", cmd, &env, timeout).await {
-            problems.push(format!("post_hook: {e}"));
-        }
-    }
-    problems
 }

@@ -10,6 +10,7 @@ mod cluster_bed;
 mod crash;
 mod daemon;
 mod daemon_jobs;
+mod deploy;
 mod faults;
 mod fuzz_regressions;
 mod harness;

@@ -114,6 +114,8 @@ fn revoked_certificate_is_renewed_by_ari_alone_and_retry_after_is_kept() {
     let mut ari = ari_before.clone();
     ari.as_object_mut().unwrap().remove("revoked");
     std::fs::write(&ari_path, serde_json::to_vec(&ari).unwrap()).unwrap();
+    // And forget that certkeep revoked it, so the CA's window alone decides.
+    std::fs::remove_file(bed.store.join("state/lineages.json")).unwrap();
 
     let keep_serial = serial_of(&bed, "keep");
     let out = bed.certkeep(&["renew", "-v"]);
@@ -125,7 +127,7 @@ fn revoked_certificate_is_renewed_by_ari_alone_and_retry_after_is_kept() {
         text(&out)
     );
     assert!(
-        stdout.contains("ARI"),
+        stdout.contains("the CA's renewal window (ARI) opened"),
         "renewed because of the ARI window: {}",
         text(&out)
     );
