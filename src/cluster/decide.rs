@@ -254,6 +254,8 @@ pub fn plan_shared(
             wanted_domains,
             renew_before,
             ari,
+            // Revocations are recorded in a host's own store state.
+            revoked: false,
         },
         now,
     )
