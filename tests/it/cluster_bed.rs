@@ -11,7 +11,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::balanced::{served_serial, BalancedBed};
-use common::etcd::{count_processes, Etcd};
+use common::etcd::{count_processes, write_cluster_key, Etcd};
 use common::tlsgen::TestCa;
 use common::{text, PebbleOptions};
 
@@ -424,4 +424,60 @@ fn node_local_issuance_through_the_balancer_passes_with_a_shared_challenge_dir()
     let served = served_serial(port, "shared.balanced.test").expect("served");
     assert_eq!(served, serial.trim_start_matches('0'));
     assert!(served_serial(common::free_port(), "nothing.test").is_err());
+}
+
+/// The secure bed's files work for certkeep itself: the `[cluster]` section
+/// the harness writes passes certkeep's configuration checks, and certkeep's
+/// etcd client (rustls) connects with them over client-certificate TLS as the
+/// `certkeep` user, writes under the user's prefix (read back with etcdctl,
+/// an independent client) and is refused outside it.
+#[test]
+fn certkeep_reads_the_secure_bed_config_and_its_etcd_client_connects() {
+    require!("etcd", "etcdctl");
+    let etcd = Etcd::start_secure().expect("etcd installed");
+    let s = etcd.security.as_ref().expect("secure cluster");
+    let key = etcd.dir.path().join("cluster.key");
+    write_cluster_key(&key);
+    assert_eq!(std::fs::read(&key).expect("key").len(), 32);
+    let config = etcd.dir.path().join("certkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = {:?}\n{}\n[[certificate]]\nname = \"x\"\ndomains = [\"x.test\"]\nwebroot = \"/nonexistent\"\n",
+            etcd.dir.path().join("store").display().to_string(),
+            etcd.cluster_section("a", "/certkeep/bed", &key, "request_timeout = \"3s\"")
+        ),
+    )
+    .expect("write config");
+    let cfg = certkeep::config::Config::load(&config).expect("certkeep accepts the section");
+    let cluster = cfg.cluster.as_ref().expect("[cluster] parsed");
+    assert_eq!(cluster.node_name().as_deref(), Ok("a"));
+    let settings = certkeep::cluster::etcd::Settings::from_config(cluster);
+    assert_eq!(settings.endpoints, etcd.endpoints());
+    assert_eq!(
+        settings.user.as_ref().map(|(u, _)| u.as_str()),
+        Some(s.user.as_str())
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = certkeep::cluster::etcd::Etcd::connect(&settings)
+            .await
+            .expect("certkeep connects with the bed's TLS files and user");
+        client
+            .put("/certkeep/bed/v1/probe", b"from certkeep", None)
+            .await
+            .expect("write under the prefix");
+        let outside = client.put("/elsewhere/probe", b"x", None).await;
+        let err = outside.expect_err("a write outside the prefix was accepted");
+        assert!(err.to_string().contains("permission denied"), "{err}");
+    });
+    assert_eq!(
+        etcd.ctl(2).get("/certkeep/bed/v1/probe").as_deref(),
+        Some("from certkeep")
+    );
+    assert_eq!(etcd.ctl(0).get("/elsewhere/probe"), None);
 }

@@ -374,6 +374,38 @@ impl Etcd {
         self.members[i].child.is_some()
     }
 
+    /// A `[cluster]` section for node `node` on this cluster: its endpoints,
+    /// `prefix` and `encryption_key_file = key_file`; in the secure variant
+    /// also the CA, client certificate and key, the `certkeep` user and its
+    /// password file. `extra` lines (timeouts, lease TTL) go at its end.
+    pub fn cluster_section(
+        &self,
+        node: &str,
+        prefix: &str,
+        key_file: &Path,
+        extra: &str,
+    ) -> String {
+        let mut s = format!(
+            "\n[cluster]\nendpoints = {:?}\nprefix = {prefix:?}\nnode = {node:?}\nencryption_key_file = {:?}\n",
+            self.endpoints(),
+            key_file.display().to_string()
+        );
+        if let Some(sec) = &self.security {
+            for (k, v) in [
+                ("ca_file", &sec.ca),
+                ("cert_file", &sec.client_cert),
+                ("key_file", &sec.client_key),
+                ("password_file", &sec.password_file),
+            ] {
+                s.push_str(&format!("{k} = {:?}\n", v.display().to_string()));
+            }
+            s.push_str(&format!("user = {:?}\n", sec.user));
+        }
+        s.push_str(extra);
+        s.push('\n');
+        s
+    }
+
     /// How many processes carry this cluster's token on their command line.
     pub fn processes(&self) -> usize {
         count_processes(&self.token)
@@ -399,6 +431,15 @@ impl Etcd {
         c.ok(&["user", "grant-role", &s.user, &s.user]);
         c.ok(&["auth", "enable"]);
     }
+}
+
+/// Writes a new 32-byte cluster encryption key to `path` (mode 0600); give
+/// every node of a test the same file, or a copy of it.
+pub fn write_cluster_key(path: &Path) {
+    let key: [u8; 32] = rand::random();
+    std::fs::write(path, key).expect("write cluster key");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod cluster key");
 }
 
 /// `pgrep -f PATTERN`: how many processes match (the pattern is a regex over
