@@ -6,8 +6,9 @@
 //! command itself, not for its output pipes: a hook that starts a
 //! background child (`sh -c "daemon & echo started"`) is done when the shell
 //! exits, even though the child still holds the pipes. Whatever is left in
-//! the group then is killed and said so; on a timeout (or shutdown) the
-//! whole group is killed, not only the command.
+//! the group then is killed and said so; on a timeout the whole group is
+//! killed, not only the command, and so it is when the run is abandoned
+//! (the daemon's shutdown timeout).
 
 use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
@@ -44,8 +45,6 @@ pub enum CommandError {
         timeout: Duration,
         output: String,
     },
-    #[error("`{command}` was stopped because certkeep is shutting down; it and every process it started were killed")]
-    Cancelled { command: String },
     #[error("`{command}` failed ({status}): {output}")]
     Failed {
         command: String,
@@ -199,19 +198,18 @@ pub async fn run(
     enum Ended {
         Exited(std::process::ExitStatus),
         Timeout,
-        Cancelled,
     }
-    let ended = tokio::select! {
-        r = tokio::time::timeout(timeout, child.wait()) => match r {
-            Ok(Ok(status)) => Ended::Exited(status),
-            Ok(Err(source)) => return Err(CommandError::Spawn { command, source }),
-            Err(_) => Ended::Timeout,
-        },
-        () = crate::shutdown::global().cancelled() => Ended::Cancelled,
+    // Shutdown does not cut a hook short: a post hook that restarts what a
+    // pre hook stopped must still run. The hook's own timeout bounds it,
+    // and if the run is abandoned the group guard kills it.
+    let ended = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => Ended::Exited(status),
+        Ok(Err(source)) => return Err(CommandError::Spawn { command, source }),
+        Err(_) => Ended::Timeout,
     };
     let status = match ended {
         Ended::Exited(status) => status,
-        stopped => {
+        Ended::Timeout => {
             if let Some(pgid) = pgid {
                 kill_group(pgid).await;
             }
@@ -225,13 +223,10 @@ pub async fn run(
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>()
                 .join(" / ");
-            return Err(match stopped {
-                Ended::Cancelled => CommandError::Cancelled { command },
-                _ => CommandError::Timeout {
-                    command,
-                    timeout,
-                    output,
-                },
+            return Err(CommandError::Timeout {
+                command,
+                timeout,
+                output,
             });
         }
     };

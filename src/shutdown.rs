@@ -70,6 +70,35 @@ impl Token {
     }
 }
 
+/// For one-shot commands (`renew`, `issue`): the first SIGINT or SIGTERM
+/// cancels [`global`], so retry back-offs and lock waits end and the run
+/// winds down (hooks that already started finish, post hooks still run,
+/// the store lock is released); a second signal exits at once with 130.
+pub fn cancel_on_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; SIGINT/SIGTERM stop certkeep at once");
+        return;
+    };
+    tokio::spawn(async move {
+        for n in 0.. {
+            let sig = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if n == 0 {
+                eprintln!("{sig}: stopping after the current step (send it again to quit at once)");
+                global().cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
 /// The process's token, cancelled by the daemon on SIGTERM/SIGINT.
 pub fn global() -> &'static Token {
     static TOKEN: OnceLock<Token> = OnceLock::new();

@@ -31,7 +31,10 @@ pub async fn run(cli: Cli) -> u8 {
             Err(code) => code,
         },
         Command::Issue { ref names, all } => match load(&cli) {
-            Ok(c) => issue::run(&c, names, all).await,
+            Ok(c) => {
+                crate::shutdown::cancel_on_signals();
+                issue::run(&c, names, all).await
+            }
             Err(code) => code,
         },
         Command::Renew {
@@ -48,6 +51,7 @@ pub async fn run(cli: Cli) -> u8 {
                     certs: certs.clone(),
                     run_deploy_hooks,
                 };
+                crate::shutdown::cancel_on_signals();
                 renew::run(&c, &opts, json).await
             }
             Err(code) => code,

@@ -179,3 +179,110 @@ webroot = {webroot:?}
         rounds.len()
     );
 }
+
+#[test]
+fn sigterm_during_a_renew_back_off_ends_the_run_and_still_runs_the_post_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let webroot = dir.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let ca_port = common::free_port();
+    let pre = dir.path().join("pre-ran");
+    let post = dir.path().join("post-ran");
+    let config = dir.path().join("certkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"store = {store:?}
+
+[acme]
+directory = "https://127.0.0.1:{ca_port}/dir"
+email = "ops@example.com"
+
+[http01]
+self_check = false
+
+[renewal]
+retry_budget = "10m"
+
+[hooks]
+pre_hook = ["/bin/sh", "-c", "touch {pre}"]
+post_hook = ["/bin/sh", "-c", "echo \"$FAILED_DOMAINS\" > {post}"]
+
+[[certificate]]
+name = "a"
+domains = ["a.test"]
+webroot = {webroot:?}
+"#,
+            store = dir.path().join("store").display().to_string(),
+            pre = pre.display(),
+            post = post.display(),
+            webroot = webroot.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&config)
+            .args(["renew", "--force", "-v", "--log-format", "plain"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    // The CA refuses connections: the run backs off, again and again.
+    let start = Instant::now();
+    while log.lock().unwrap().matches("retrying").count() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no retries within 30 s: {}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pre.exists(), "the pre hook ran before the order");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // The back-off (up to 60 s) is cut short; the 10 min budget is not waited.
+    let stopped = Instant::now();
+    let bound = Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < bound,
+            "renew still ran {bound:?} after SIGTERM: {}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    // Not renewed: exit 1, saying why; the post hook ran and was told.
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&post)
+            .expect("the post hook ran")
+            .trim(),
+        "a.test"
+    );
+    eprintln!("renew stopped {:?} after SIGTERM", stopped.elapsed());
+}
