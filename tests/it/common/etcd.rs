@@ -319,10 +319,23 @@ impl Etcd {
     /// Waits until member `i` is healthy; panics with its log after
     /// `HEALTHY_WITHIN`.
     pub fn wait_healthy(&self, i: usize) {
+        let m = &self.members[i];
         let start = Instant::now();
         while start.elapsed() < HEALTHY_WITHIN {
             if self.healthy(i) {
                 return;
+            }
+            // A member that exited (a port taken meanwhile, a bad flag) will
+            // never be healthy: say so at once, with its log.
+            if let Some(pid) = m.child.as_ref().map(Child::id) {
+                if !super::alive(pid) {
+                    panic!(
+                        "etcd member {} ({}) exited while starting; its log ends:\n{}",
+                        m.name,
+                        m.client_url,
+                        tail(&m.log, 30)
+                    );
+                }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
