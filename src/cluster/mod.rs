@@ -7,5 +7,7 @@ pub mod decide;
 pub mod etcd;
 pub mod keys;
 pub mod model;
+pub mod node;
 pub mod seal;
 pub mod status;
+pub mod sync;

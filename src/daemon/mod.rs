@@ -218,6 +218,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
         None => None,
     };
     let _watchdog = watchdog();
+    let _cluster = match crate::cluster::node::start(&config).await {
+        Ok(task) => task.map(AbortOnDrop),
+        Err(e) => {
+            eprintln!("error: cluster: {e}");
+            return 2;
+        }
+    };
 
     let now = Utc::now();
     let mut next = Next {
@@ -273,7 +280,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
         let now = Utc::now();
         if now >= next.renew {
             next.renew = next_renew(&config, now);
-            running.start(Kind::Renew, &config, &metrics, &done_tx);
+            if config.cluster.is_some() {
+                // Ordering through the cluster is not built yet: a node
+                // renewing on its own would fight the shared versions.
+                tracing::warn!("cluster mode: this node does not order renewals; it deploys the versions in etcd");
+            } else {
+                running.start(Kind::Renew, &config, &metrics, &done_tx);
+            }
         }
         if now >= next.probe {
             next.probe = next_probe(&config, now);

@@ -341,13 +341,17 @@ fn tls_with_client_certificate_and_authentication() {
 
 /// A bed with one issued lineage and a `[cluster]` section for `etcd`.
 fn cluster_bed(etcd: &EtcdServer) -> Option<(common::Bed, PathBuf)> {
+    cluster_bed_with(etcd, "")
+}
+
+fn cluster_bed_with(etcd: &EtcdServer, extra: &str) -> Option<(common::Bed, PathBuf)> {
     let bed = common::Bed::start(common::PebbleOptions::default())?;
     let key = bed.dir.path().join("cluster.key");
     std::fs::write(&key, [42u8; 32]).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     bed.write_config(&format!(
         "{}\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"/ck/test\"\nnode = \"n1\"\nencryption_key_file = \"{}\"\n",
-        bed.cert_block("site", &["site.test", "www.site.test"], ""),
+        bed.cert_block("site", &["site.test", "www.site.test"], extra),
         etcd.endpoint,
         key.display()
     ));
@@ -538,4 +542,199 @@ fn init_refuses_a_readable_key_file_and_writes_nothing() {
     let out = bed.certkeep(&["cluster", "status"]);
     common::assert_exit(&out, 2);
     assert!(common::text(&out).contains("no [cluster] section"));
+}
+
+/// A version record made from version `local` of the bed's archive, its key
+/// sealed under `seal_as` (the lineage it claims to belong to).
+fn record_from_archive(
+    bed: &common::Bed,
+    key_file: &std::path::Path,
+    local: u32,
+    version: u64,
+    seal_as: &str,
+) -> certkeep::cluster::model::VersionRecord {
+    let dir = bed.store.join("archive/site");
+    let read = |k: &str| std::fs::read_to_string(dir.join(format!("{k}{local}.pem"))).unwrap();
+    let der = certkeep::cert::parse_pem_leaf(read("cert").as_bytes(), "").unwrap();
+    let facts = certkeep::cert::facts(&der, "").unwrap();
+    let key = certkeep::cluster::seal::SealKey::load(key_file).unwrap();
+    certkeep::cluster::model::VersionRecord {
+        version,
+        serial: facts.serial,
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        domains: facts.sans,
+        cert: read("cert"),
+        chain: read("chain"),
+        sealed_key: key
+            .seal(
+                &certkeep::cluster::model::lineage_seal_name(seal_as),
+                version,
+                read("privkey").as_bytes(),
+            )
+            .unwrap(),
+        profile: None,
+        ordered_by: "elsewhere".into(),
+        written_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn live_serial(bed: &common::Bed) -> String {
+    let listing: serde_json::Value =
+        serde_json::from_slice(&bed.certkeep(&["certificates", "--json"]).stdout).unwrap();
+    listing[0]["serial"].as_str().unwrap().to_string()
+}
+
+fn live_target(bed: &common::Bed) -> PathBuf {
+    std::fs::read_link(bed.store.join("live/site/cert.pem")).unwrap()
+}
+
+fn report_of(etcd: &EtcdServer) -> Option<serde_json::Value> {
+    rt().block_on(async {
+        let c = Etcd::connect(&etcd.settings()).await.unwrap();
+        c.get("/ck/test/v1/lineage/site/deploy/n1")
+            .await
+            .unwrap()
+            .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+    })
+}
+
+#[test]
+fn the_daemon_syncs_the_shared_versions_and_reports_each_deploy() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some((bed, key_file)) = cluster_bed_with(&etcd, "confirm = false") else {
+        return;
+    };
+    let shared_serial = live_serial(&bed);
+    common::assert_exit(&bed.certkeep(&["cluster", "init"]), 0);
+    // The node then serves something else than the cluster's version 1.
+    common::assert_exit(&bed.certkeep(&["issue", "site"]), 0);
+    let local_serial = live_serial(&bed);
+    assert_ne!(local_serial, shared_serial);
+    // `renew` refuses in cluster mode.
+    let out = bed.certkeep(&["renew"]);
+    common::assert_exit(&out, 2);
+    assert!(
+        common::text(&out).contains("cluster mode"),
+        "{}",
+        common::text(&out)
+    );
+
+    let log = bed.dir.path().join("daemon.log");
+    let _daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Catch-up at start: version 1 is written as a new local version and reported.
+    wait_for(
+        "the catch-up deploy report",
+        Duration::from_secs(30),
+        || report_of(&etcd).is_some_and(|r| r["attempted_version"] == 1),
+    );
+    let r = report_of(&etcd).unwrap();
+    assert_eq!(r["ok"], true, "{r}\n{}", daemon_log());
+    assert_eq!(r["serving_serial"], shared_serial.as_str());
+    assert_eq!(live_serial(&bed), shared_serial);
+    assert_eq!(
+        live_target(&bed),
+        PathBuf::from("../../archive/site/cert3.pem")
+    );
+    let s = status_json(&bed, 0);
+    assert_eq!(s["nodes"][0]["name"], "n1");
+    assert_eq!(s["nodes"][0]["live"], true);
+    assert_eq!(s["lineages"][0]["nodes"][0]["state"], "current");
+
+    // A version whose key was sealed for another lineage does not open: the
+    // node installs nothing and reports the failure.
+    let bad = record_from_archive(&bed, &key_file, 2, 2, "other");
+    let good = record_from_archive(&bed, &key_file, 2, 2, "site");
+    let current = "/ck/test/v1/lineage/site/current";
+    rt().block_on(async {
+        let c = Etcd::connect(&etcd.settings()).await.unwrap();
+        let rev = c.get(current).await.unwrap().unwrap().mod_revision;
+        assert!(c
+            .put_if(
+                current,
+                Expect::Revision(rev),
+                &[(current, &serde_json::to_vec(&bad).unwrap())]
+            )
+            .await
+            .unwrap());
+    });
+    wait_for("the failed deploy report", Duration::from_secs(30), || {
+        report_of(&etcd).is_some_and(|r| r["attempted_version"] == 2)
+    });
+    let r = report_of(&etcd).unwrap();
+    assert_eq!(r["ok"], false);
+    assert!(
+        r["error"].as_str().unwrap().contains("does not open"),
+        "{r}"
+    );
+    assert_eq!(
+        live_target(&bed),
+        PathBuf::from("../../archive/site/cert3.pem")
+    );
+    assert!(!bed.store.join("archive/site/cert4.pem").exists());
+    let s = status_json(&bed, 1);
+    assert_eq!(s["lineages"][0]["nodes"][0]["state"], "failed");
+
+    // A good version 2 (the same version number, rewritten) is deployed.
+    rt().block_on(async {
+        let c = Etcd::connect(&etcd.settings()).await.unwrap();
+        let rev = c.get(current).await.unwrap().unwrap().mod_revision;
+        assert!(c
+            .put_if(
+                current,
+                Expect::Revision(rev),
+                &[(current, &serde_json::to_vec(&good).unwrap())]
+            )
+            .await
+            .unwrap());
+    });
+    wait_for("the version 2 deploy", Duration::from_secs(30), || {
+        report_of(&etcd).is_some_and(|r| r["ok"] == true && r["serving_version"] == 2)
+    });
+    assert_eq!(live_serial(&bed), local_serial);
+    assert_eq!(
+        live_target(&bed),
+        PathBuf::from("../../archive/site/cert4.pem")
+    );
+    assert_eq!(status_json(&bed, 0)["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn a_daemon_with_another_key_does_not_start_and_changes_nothing() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some((bed, key_file)) = cluster_bed_with(&etcd, "confirm = false") else {
+        return;
+    };
+    common::assert_exit(&bed.certkeep(&["cluster", "init"]), 0);
+    std::fs::write(&key_file, [1u8; 32]).unwrap();
+    let before = live_target(&bed);
+    let out = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+        .arg("--config")
+        .arg(&bed.config)
+        .args(["run", "--log-format", "plain"])
+        .output()
+        .unwrap();
+    common::assert_exit(&out, 2);
+    assert!(
+        common::text(&out).contains("not the cluster's"),
+        "{}",
+        common::text(&out)
+    );
+    assert_eq!(live_target(&bed), before);
+    assert_eq!(report_of(&etcd), None);
+    assert!(!etcd.raw_dump("/ck/test/v1/node/").contains("n1"));
 }

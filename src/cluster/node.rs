@@ -1,0 +1,194 @@
+//! The daemon's cluster task: a heartbeat bound to the node's lease, the
+//! catch-up sync at start, and a watch on the lineages that deploys every
+//! new shared version. When etcd is unreachable the node keeps what it has
+//! on disk and retries; it catches up when etcd returns.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::etcd::{Change, Etcd, Settings};
+use super::keys::{Keys, Parsed};
+use super::model::{Heartbeat, Meta};
+use super::seal::SealKey;
+use super::status::ClusterError;
+use super::sync::{self, Synced};
+use crate::config::Config;
+
+/// Why a cluster session ended.
+#[derive(Debug)]
+enum End {
+    /// Shutdown: the lease was revoked.
+    Stopped,
+    /// This node must not deploy (wrong key): the task stops.
+    Fatal(String),
+    /// etcd trouble: retry after a pause.
+    Retry(String),
+}
+
+impl From<ClusterError> for End {
+    fn from(e: ClusterError) -> End {
+        End::Retry(crate::net::error_chain(&e))
+    }
+}
+
+impl From<super::etcd::EtcdError> for End {
+    fn from(e: super::etcd::EtcdError) -> End {
+        End::Retry(e.to_string())
+    }
+}
+
+/// Checks that the cluster exists and uses this node's key.
+async fn check_meta(etcd: &Etcd, keys: &Keys, key: &SealKey) -> Result<(), End> {
+    let Some(kv) = etcd.get(&keys.meta()).await? else {
+        return Err(End::Retry(format!(
+            "the etcd prefix {} holds no cluster yet; run `certkeep cluster init` on the node that has the certificates",
+            keys.root()
+        )));
+    };
+    let meta: Meta = serde_json::from_slice(&kv.value)
+        .map_err(|e| End::Retry(format!("{} is not a valid record: {e}", kv.key)))?;
+    if meta.key_id != key.key_id() {
+        return Err(End::Fatal(format!(
+            "this node's encryption key ({}) is not the cluster's ({}): copy the cluster's key file to this node; nothing will be deployed until then",
+            key.key_id(),
+            meta.key_id
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the key and, when etcd answers, checks it against the cluster's:
+/// a node with another key does not start. Then runs the task.
+pub async fn start(config: &Config) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(cc) = &config.cluster else {
+        return Ok(None);
+    };
+    let node = cc.node_name()?;
+    let key = SealKey::load(&cc.encryption_key_file).map_err(|e| e.to_string())?;
+    let keys = Keys::new(&cc.prefix.0);
+    let settings = Settings::from_config(cc);
+    match Etcd::connect(&settings).await {
+        Ok(etcd) => match check_meta(&etcd, &keys, &key).await {
+            Err(End::Fatal(e)) => return Err(e),
+            Err(End::Retry(e)) => tracing::warn!("cluster: {e}"),
+            _ => {}
+        },
+        Err(e) => {
+            tracing::warn!("cluster: {e}; serving what is on disk and retrying in the background")
+        }
+    }
+    let config = config.clone();
+    Ok(Some(tokio::spawn(async move {
+        run(config, settings, keys, key, node).await
+    })))
+}
+
+async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node: String) {
+    let token = crate::shutdown::global();
+    let mut pause = Duration::from_secs(1);
+    let started = OffsetDateTime::now_utc();
+    loop {
+        match session(&config, &settings, &keys, &key, &node, started).await {
+            End::Stopped => return,
+            End::Fatal(e) => {
+                tracing::error!("cluster: {e}");
+                return;
+            }
+            End::Retry(e) => {
+                tracing::warn!("cluster: {e}; retrying in {pause:?}");
+                if token.sleep(pause).await.is_err() {
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn log_results(results: &[(String, Synced)]) {
+    for (name, s) in results {
+        match s {
+            Synced::UpToDate => {}
+            Synced::Deployed { version, serial } => {
+                tracing::info!(lineage = %name, version, %serial, "cluster: deployed the shared version")
+            }
+            Synced::DeployFailed { version, error } => {
+                tracing::error!(lineage = %name, version, "cluster: deploy failed: {error}")
+            }
+            Synced::NotInstalled { version, error } => {
+                tracing::error!(lineage = %name, version, "cluster: not installed (nothing changed on disk): {error}")
+            }
+            Synced::Skipped { reason } => {
+                tracing::warn!(lineage = %name, "cluster: not deployed here: {reason}")
+            }
+        }
+    }
+}
+
+async fn session(
+    config: &Config,
+    settings: &Settings,
+    keys: &Keys,
+    key: &SealKey,
+    node: &str,
+    started: OffsetDateTime,
+) -> End {
+    match session_inner(config, settings, keys, key, node, started).await {
+        Ok(end) | Err(end) => end,
+    }
+}
+
+async fn session_inner(
+    config: &Config,
+    settings: &Settings,
+    keys: &Keys,
+    key: &SealKey,
+    node: &str,
+    started: OffsetDateTime,
+) -> Result<End, End> {
+    let token = crate::shutdown::global();
+    let Some(cc) = &config.cluster else {
+        return Ok(End::Stopped);
+    };
+    let etcd = Etcd::connect(settings).await?;
+    check_meta(&etcd, keys, key).await?;
+    let mut lease = etcd.grant(cc.lease_ttl.get_ref().0).await?;
+    let beat = Heartbeat {
+        certkeep_version: env!("CARGO_PKG_VERSION").to_string(),
+        started,
+    };
+    etcd.put(
+        &keys.node(node),
+        &serde_json::to_vec(&beat).unwrap_or_default(),
+        Some(lease.id()),
+    )
+    .await?;
+    // Watch first, so a version written during the catch-up is not missed.
+    let mut watch = etcd.watch_prefix(&keys.lineages(), 0).await?;
+    tracing::info!(
+        node,
+        prefix = keys.root(),
+        "cluster: joined; syncing every lineage"
+    );
+    log_results(&sync::sync_all(config, &etcd, keys, key, node).await?);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => {
+                let _ = lease.revoke().await;
+                return Ok(End::Stopped);
+            }
+            () = lease.lost() => {
+                return Err(End::Retry("the node's etcd lease was lost".into()));
+            }
+            changes = watch.next() => {
+                let changes = changes?;
+                let new_version = changes.iter().any(|c| matches!(c,
+                    Change::Put(kv) if matches!(keys.parse(&kv.key), Some(Parsed::Current(_)))));
+                if new_version {
+                    log_results(&sync::sync_all(config, &etcd, keys, key, node).await?);
+                }
+            }
+        }
+    }
+}
