@@ -13,6 +13,40 @@ Exit codes:
   1  a certificate could not be obtained, renewed or deployed
   2  usage or configuration error";
 
+/// The RFC 5280 revocation reasons a certificate's holder can give (code,
+/// name). The others are refused: 2 cACompromise and 10 aACompromise concern
+/// an authority, 6 certificateHold is not allowed for TLS server
+/// certificates, 8 removeFromCRL exists only in delta CRLs, 7 is unused.
+pub const REVOCATION_REASONS: [(u8, &str); 6] = [
+    (0, "unspecified"),
+    (1, "keyCompromise"),
+    (3, "affiliationChanged"),
+    (4, "superseded"),
+    (5, "cessationOfOperation"),
+    (9, "privilegeWithdrawn"),
+];
+
+const REASON_HELP: &str = "RFC 5280 revocation reason, by code or name: 0 unspecified, \
+1 keyCompromise, 3 affiliationChanged, 4 superseded, 5 cessationOfOperation, 9 privilegeWithdrawn";
+
+/// `--reason 4` or `--reason superseded` (any case) -> 4.
+pub fn parse_reason(s: &str) -> Result<u8, String> {
+    REVOCATION_REASONS
+        .iter()
+        .find(|(code, name)| s == code.to_string() || s.eq_ignore_ascii_case(name))
+        .map(|(code, _)| *code)
+        .ok_or_else(|| {
+            let known: Vec<String> = REVOCATION_REASONS
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            format!(
+                "{s:?} is not a reason a certificate's holder can give; use one of: {}",
+                known.join(", ")
+            )
+        })
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "certkeep",
@@ -83,8 +117,7 @@ pub enum Command {
     Revoke {
         /// Certificate name
         name: String,
-        /// RFC 5280 reason code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation)
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value = "0", value_parser = parse_reason, help = REASON_HELP)]
         reason: u8,
     },
     /// Run as a daemon: renewal checks and probes on their schedules
@@ -237,4 +270,24 @@ pub struct ProbeArgs {
     /// JSON array, one object per endpoint (stable interface, see the README)
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_help_lists_exactly_the_accepted_reasons() {
+        let listed: Vec<String> = REVOCATION_REASONS
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        let help_list = REASON_HELP.split_once(": ").unwrap().1;
+        assert_eq!(help_list, listed.join(", "));
+        assert_eq!(parse_reason("4"), Ok(4));
+        assert_eq!(parse_reason("KEYCOMPROMISE"), Ok(1));
+        for refused in ["2", "6", "7", "8", "10", "certificateHold", "x"] {
+            assert!(parse_reason(refused).is_err(), "{refused}");
+        }
+    }
 }

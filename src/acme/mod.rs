@@ -75,9 +75,19 @@ impl AcmeClient {
         persist: bool,
         retry_budget: Duration,
     ) -> Result<AcmeClient, AcmeError> {
+        // ACME never redirects: a redirect on the directory means the URL is
+        // not the CA's (a captive portal, a moved host, a typo), so it is
+        // reported with its target instead of being followed.
         let http = crate::net::client_builder(cfg.ca_bundle.as_deref())?
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(HttpSetupError::from)?;
+        if plain_http(directory) {
+            tracing::warn!(
+                "the ACME directory {directory} is plain http://: anyone on the path can \
+                 read and change what the CA says; use https:// unless this is a test CA on this host"
+            );
+        }
         let supports_ari = fetch_directory_retrying(&http, directory, retry_budget).await?;
         let retry_after = RetryAfter::default();
         let path = account_path(store, directory);
@@ -196,6 +206,12 @@ async fn fetch_directory_retrying(
     }
 }
 
+/// Whether `url` uses plain http:// (the scheme is case-insensitive).
+pub fn plain_http(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+}
+
 /// How a failed directory fetch may be retried (None: it may not).
 type DirectoryRetry = Option<(retry::Class, Option<Duration>)>;
 
@@ -216,6 +232,27 @@ async fn fetch_directory(
         )
     })?;
     let status = rsp.status();
+    if status.is_redirection() {
+        let target = rsp
+            .headers()
+            .get(::http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| {
+                reqwest::Url::parse(directory)
+                    .and_then(|base| base.join(l))
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| l.to_string())
+            })
+            .unwrap_or_else(|| "nowhere (no Location header)".into());
+        return Err((
+            err(format!(
+                "it redirects (HTTP {status}) to {target}; certkeep does not follow \
+                 redirects on the ACME directory: if that is your CA, set [acme] directory \
+                 to it"
+            )),
+            None,
+        ));
+    }
     if !status.is_success() {
         let retry_after = rsp
             .headers()

@@ -42,6 +42,17 @@ pub fn run(config: &Path, source: &ImportSource) -> u8 {
         );
         return EXIT_FAILURE;
     }
+    if plan.entries.is_empty() {
+        // Nothing to take over: certbot keeps renewing whatever it has, so
+        // it must not be told to stop, and no config is written.
+        eprint!("{}", describe(&plan));
+        eprintln!(
+            "error: nothing to import: {} has no lineage in renewal/*.conf; nothing was written \
+             (is --from certbot's configuration directory?)",
+            plan.from.display()
+        );
+        return EXIT_FAILURE;
+    }
     if !*write || *dry_run {
         // The plan for people, the configuration for a pipe.
         eprint!("{}", describe(&plan));

@@ -22,7 +22,7 @@ fn reason(code: u8) -> Option<RevocationReason> {
 
 pub async fn run(config: &Config, name: &str, code: u8) -> u8 {
     let Some(reason) = reason(code) else {
-        eprintln!("error: reason {code} is not accepted; use 0, 1, 3, 4, 5 or 9");
+        eprintln!("error: reason {code} is not accepted; see `certkeep revoke --help`");
         return EXIT_USAGE;
     };
     let store = Store::new(&config.store);

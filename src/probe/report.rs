@@ -67,7 +67,14 @@ pub fn table(reports: &[ProbeReport], details: bool, colour: bool) -> String {
         let days = r
             .certificate
             .as_ref()
-            .map(|c| c.days_left.to_string())
+            // An expired certificate reads "EXP", never a negative count.
+            .map(|c| {
+                if c.days_left < 0 {
+                    "EXP".to_string()
+                } else {
+                    c.days_left.to_string()
+                }
+            })
             .unwrap_or_else(|| "-".into());
         let protocols: Vec<&str> = super::config::ProtocolName::ALL
             .iter()

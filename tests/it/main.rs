@@ -7,6 +7,7 @@ mod alerts;
 mod alerts_email;
 mod cluster;
 mod cluster_bed;
+mod commands;
 mod crash;
 mod daemon;
 mod daemon_jobs;
