@@ -136,10 +136,14 @@ pub fn table(reports: &[ProbeReport], details: bool, colour: bool) -> String {
                 if c.expires_first != "leaf" {
                     let _ = writeln!(
                         out,
-                        "    expires first: intermediate \"{}\" on {} ({} days left)",
+                        "    expires first: intermediate \"{}\" on {} ({})",
                         c.earliest_expiry_subject,
                         crate::cmd::certificates::rfc3339(c.earliest_expiry),
-                        c.days_left
+                        if c.days_left < 0 {
+                            format!("expired {} days ago", -c.days_left)
+                        } else {
+                            format!("{} days left", c.days_left)
+                        }
                     );
                 }
             }
