@@ -552,15 +552,26 @@ async fn collect(
                     _ => None,
                 })
             });
+        // A failure (refused, timeout, garbage) speaks for itself; a refusal
+        // of every version says so.
+        let all_refused = facts
+            .protocols
+            .0
+            .iter()
+            .all(|o| matches!(o, Outcome::NotAccepted(_)));
         facts.error = cause.map(|e| {
-            ProbeError::new(
-                e.kind,
-                format!(
-                    "no TLS version accepted by {}: {}",
-                    t.authority(),
-                    e.message
-                ),
-            )
+            if all_refused {
+                ProbeError::new(
+                    e.kind,
+                    format!(
+                        "no TLS version accepted by {}: {}",
+                        t.authority(),
+                        e.message
+                    ),
+                )
+            } else {
+                e
+            }
         });
         return facts;
     }

@@ -128,3 +128,27 @@ fn missing_ca_file_is_named() {
     let e = ProbeOptions::new(&["/nonexistent/ca.pem".into()]).unwrap_err();
     assert!(e.message.contains("/nonexistent/ca.pem"), "{e}");
 }
+
+#[test]
+fn unparsable_certificates_are_said_in_words() {
+    let tls = tls::Tls::new(&[]).unwrap();
+    let garbage = rustls::pki_types::CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+    let now = OffsetDateTime::now_utc();
+    let e = cert_info(&tls, std::slice::from_ref(&garbage), "a.test", now).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Garbage);
+    assert_eq!(
+        e.message,
+        "the server certificate is not a valid X.509 certificate (it cannot be parsed)"
+    );
+    let ck = rcgen::generate_simple_self_signed(vec!["a.test".to_string()]).unwrap();
+    let e = cert_info(&tls, &[ck.cert.der().clone(), garbage], "a.test", now).unwrap_err();
+    assert_eq!(
+        e.message,
+        "certificate 2 of the served chain is not a valid X.509 certificate (it cannot be parsed)"
+    );
+    // A self-signed leaf parses and is graded, in words.
+    let c = cert_info(&tls, &[ck.cert.der().clone()], "a.test", now).unwrap();
+    assert!(!c.chain_valid);
+    assert_eq!(c.chain_error.as_deref(), Some("self-signed certificate"));
+    assert_eq!(c.expires_first, "leaf");
+}

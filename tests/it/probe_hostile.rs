@@ -122,6 +122,11 @@ async fn refused_and_many_at_once() {
     let reports = probe_all(targets, &o).await;
     assert_eq!(reports.len(), 21);
     assert_eq!(reports[0].error.as_ref().unwrap().kind, ErrorKind::Refused);
+    // Said once and as it is: refused, not "no TLS version accepted".
+    assert_eq!(
+        reports[0].error.as_ref().unwrap().message,
+        format!("connection to 127.0.0.1:{port} refused: nothing listens there")
+    );
     assert!(reports[1..]
         .iter()
         .all(|r| r.error.as_ref().unwrap().kind == ErrorKind::HandshakeTimeout));
