@@ -461,3 +461,86 @@ async fn a_self_check_through_slow_redirects_ends_at_its_total_bound() {
     assert!(msg.contains("/hop1 -> HTTP 302"), "{msg}");
     eprintln!("self-check through slow redirects: {:?}", start.elapsed());
 }
+
+/// Whether `pid` runs (a zombie awaiting its reaper does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s[s.rfind(')')? + 1..].trim_start().to_string();
+            rest.chars().next()
+        })
+        .is_some_and(|state| state != 'Z')
+}
+
+fn pid_in(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+#[test]
+fn deploy_hooks_that_background_or_hang_are_ended_with_their_children() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    let bg = bed.dir.path().join("bg.pid");
+    let hung = bed.dir.path().join("hung.pid");
+    // One deploy hook leaves a child behind and exits; the other hangs.
+    let backgrounding = format!(
+        "deploy_hook = [\"/bin/sh\", \"-c\", \"sleep 600 & echo $! > {}; echo started\"]\nconfirm = false",
+        bg.display()
+    );
+    let hanging = format!(
+        "deploy_hook = [\"/bin/sh\", \"-c\", \"sleep 600 & echo $! > {}; echo waiting; sleep 600\"]\nconfirm = false",
+        hung.display()
+    );
+    let hooks = "\n[hooks]\ntimeout = \"3s\"\n";
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{}{hooks}{}{}",
+            bed.base_config(),
+            bed.cert_block("bg", &["bg.test"], &backgrounding),
+            bed.cert_block("hung", &["hung.test"], &hanging)
+        ),
+    )
+    .unwrap();
+    // Two issuances (order_timeout 60 s), one hook timeout (3 s) and its
+    // 2 s SIGTERM grace; the children would sleep 600 s.
+    let (out, took) = certkeep_within(
+        &bed.config,
+        &["renew", "--force", "-v", "--log-format", "plain"],
+        secs(60 + 3 + 2) + MARGIN,
+    );
+    let all = all_output(&out);
+    // Both renewed; the hung hook is the run's problem (exit 1).
+    assert_exit(&out, 1);
+    assert!(all.contains("renewed: bg"), "{}", text(&out));
+    assert!(all.contains("renewed: hung"), "{}", text(&out));
+    assert!(
+        all.contains("did not finish within 3s; it and every process it started were killed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        all.contains("waiting"),
+        "the hung hook's output: {}",
+        text(&out)
+    );
+    // The backgrounding hook succeeded, and what it left was ended.
+    assert!(all.contains("hung: deploy_hook"), "{}", text(&out));
+    assert!(!all.contains("bg: deploy_hook"), "{}", text(&out));
+    assert!(all.contains("started"), "{}", text(&out));
+    assert!(
+        all.contains("left background processes running; they were killed"),
+        "{all}"
+    );
+    for p in [&bg, &hung] {
+        let pid = pid_in(p);
+        assert!(!running(pid), "{} ({pid}) still runs", p.display());
+    }
+    eprintln!("renew with a backgrounding and a hung deploy hook: {took:?}");
+}
