@@ -650,7 +650,7 @@ fn certificate_matrix() {
     let table = String::from_utf8_lossy(&out.stdout);
     let line = table.lines().nth(1).unwrap_or_default();
     assert!(
-        line.contains("-28") && line.contains("expiry: expired 28 days ago"),
+        line.contains(" EXP ") && line.contains("expiry: expired 28 days ago"),
         "{table}"
     );
 }
