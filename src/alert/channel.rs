@@ -45,6 +45,7 @@ pub(crate) async fn post_json(
     ca_bundle: Option<&Path>,
     headers: &[(String, String)],
     body: &Value,
+    timeout: std::time::Duration,
 ) -> Result<(), SendError> {
     let target = redact_url(url);
     let client = crate::net::client_builder(ca_bundle)
@@ -52,7 +53,8 @@ pub(crate) async fn post_json(
         .map_err(|e| {
             SendError::config(format!("cannot set up the HTTP client for {target}: {e}"))
         })?;
-    let mut req = client.post(url).json(body);
+    // The channel's timeout, not the client's default, bounds the request.
+    let mut req = client.post(url).json(body).timeout(timeout);
     for (name, value) in headers {
         req = req.header(name.as_str(), value.as_str());
     }

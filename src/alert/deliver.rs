@@ -66,8 +66,10 @@ async fn send_once(channel: &Channel, batch: &[Notification]) -> Result<(), Send
     let attempt = async {
         match &channel.kind {
             ChannelKind::Email(c) => email::send(c, batch).await,
-            ChannelKind::Slack(c) => slack::send(c, batch).await,
-            ChannelKind::Webhook(c) => webhook::send(c, &channel.name, batch).await,
+            ChannelKind::Slack(c) => slack::send(c, batch, channel.timeout).await,
+            ChannelKind::Webhook(c) => {
+                webhook::send(c, &channel.name, batch, channel.timeout).await
+            }
         }
     };
     match tokio::time::timeout(channel.timeout, attempt).await {

@@ -10,14 +10,18 @@ use super::state::{Kind, Notification, Severity};
 /// Slack allows 50 blocks per message; each alert takes 3, the header 1.
 pub const MAX_PER_MESSAGE: usize = 15;
 
-pub async fn send(c: &SlackChannel, batch: &[Notification]) -> Result<(), SendError> {
+pub async fn send(
+    c: &SlackChannel,
+    batch: &[Notification],
+    timeout: std::time::Duration,
+) -> Result<(), SendError> {
     let url = c
         .url
         .read()
         .map_err(|e| SendError::config(format!("Slack webhook URL: {e}")))?;
     // The caller splits batches at MAX_PER_MESSAGE, so that a failure never
     // resends a part that was delivered.
-    post_json(&url, c.ca_bundle.as_deref(), &[], &payload(batch)).await
+    post_json(&url, c.ca_bundle.as_deref(), &[], &payload(batch), timeout).await
 }
 
 /// Escapes text for Slack mrkdwn.

@@ -40,6 +40,7 @@ pub async fn send(
     c: &WebhookChannel,
     channel: &str,
     batch: &[Notification],
+    timeout: std::time::Duration,
 ) -> Result<(), SendError> {
     let url = c
         .url
@@ -63,6 +64,7 @@ pub async fn send(
         c.ca_bundle.as_deref(),
         &headers,
         &payload(channel, batch),
+        timeout,
     )
     .await
 }

@@ -544,3 +544,73 @@ fn deploy_hooks_that_background_or_hang_are_ended_with_their_children() {
     }
     eprintln!("renew with a backgrounding and a hung deploy hook: {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_slower_than_30s_within_its_channel_timeout_is_delivered() {
+    use certkeep::alert::{Alerter, Problem, Severity};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Answers 200 after 33 s: past the HTTP client's default 30 s, within
+    // the channel's 45 s, which is the bound that counts.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut got = Vec::new();
+                // The whole request: head and the JSON body (Content-Length).
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(33)).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = alert_only_config(dir.path(), &http_channel("slow", "webhook", port, "45s"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = certkeep::config::Config::parse(&text, &path).expect("config parses");
+    let store = certkeep::store::Store::new(dir.path().join("store"));
+    let mut alerter = Alerter::load(&config, &store).await.unwrap();
+    let now = std::time::SystemTime::now();
+    alerter.observe(
+        now,
+        vec![Problem::new(
+            "renew:x:renewal",
+            Severity::Critical,
+            "renewal of x failed",
+        )],
+        &[],
+    );
+    let bound = secs(45) + MARGIN;
+    let report = tokio::time::timeout(bound, alerter.flush(now))
+        .await
+        .unwrap_or_else(|_| panic!("flush still ran after {bound:?}"))
+        .unwrap();
+    assert_eq!(report.outcomes.len(), 1);
+    assert_eq!(report.outcomes[0].error, None, "{:?}", report.outcomes);
+    assert_eq!(report.queued, 0);
+}
