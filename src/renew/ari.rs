@@ -81,13 +81,22 @@ pub struct Query {
     pub leaf_der: Vec<u8>,
 }
 
+/// Why one ARI look-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AriError {
+    #[error("the certificate has no ARI identifier: {0}")]
+    Identifier(String),
+    #[error("{}", crate::net::error_chain(.0))]
+    Ca(instant_acme::Error),
+}
+
 /// Asks the CA for the windows of `queries`, at most `concurrency` at once.
 /// Failures are returned per lineage; they never stop the others.
 pub async fn fetch(
     client: &AcmeClient,
     queries: Vec<Query>,
     concurrency: usize,
-) -> Vec<(String, Result<AriState, String>)> {
+) -> Vec<(String, Result<AriState, AriError>)> {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = JoinSet::new();
     for q in queries {
@@ -98,7 +107,7 @@ pub async fn fetch(
             let der = CertificateDer::from(q.leaf_der);
             let id = match CertificateIdentifier::try_from(&der) {
                 Ok(id) => id.into_owned(),
-                Err(e) => return (q.name, Err(format!("no ARI identifier: {e}"))),
+                Err(e) => return (q.name, Err(AriError::Identifier(e))),
             };
             let now = OffsetDateTime::now_utc();
             let r = match account.renewal_info(&id).await {
@@ -111,7 +120,7 @@ pub async fn fetch(
                     rand::random::<f64>(),
                     info.explanation_url,
                 )),
-                Err(e) => Err(crate::net::error_chain(&e)),
+                Err(e) => Err(AriError::Ca(e)),
             };
             (q.name, r)
         });

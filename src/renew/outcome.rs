@@ -116,6 +116,13 @@ pub enum Rollback {
     Failed { to: u32, error: StoreError },
 }
 
+impl Rollback {
+    /// Whether live/ still points at the new (unserved) version.
+    pub fn left_new_version(&self) -> bool {
+        matches!(self, Rollback::NoPrevious | Rollback::Failed { .. })
+    }
+}
+
 impl std::fmt::Display for DeployFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.step {
@@ -184,5 +191,38 @@ pub struct Outcome {
 impl Outcome {
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.problems.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deploy_failure_says_where_live_is_and_what_happens_next() {
+        let f = DeployFailure {
+            version: 2,
+            step: DeployStep::Reload(Arc::new(NginxError::Reload(CommandError::Failed {
+                command: "nginx -s reload".into(),
+                status: "exit status: 1".into(),
+                output: "refused".into(),
+            }))),
+            rollback: Rollback::To(1),
+        };
+        assert_eq!(
+            f.to_string(),
+            "nginx reload failed: `nginx -s reload` failed (exit status: 1): refused; \
+             live/ was moved back to version 1, which nginx serves; \
+             version 2 stays stored and the next run deploys it again without a new order"
+        );
+        assert!(!f.rollback.left_new_version());
+        let first = DeployFailure {
+            rollback: Rollback::NoPrevious,
+            ..f
+        };
+        assert!(first
+            .to_string()
+            .contains("there is no previous version to roll back to"));
+        assert!(first.rollback.left_new_version());
     }
 }

@@ -171,9 +171,10 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
         states.pending(s.cert.name(), s.version, now);
         // The certificate left in place: the previous one, unless the links
         // still point at the new version.
-        let expires = match failure.rollback {
-            Rollback::To(_) | Rollback::Untouched => s.cur.map(|c| c.leaf.not_after),
-            Rollback::NoPrevious | Rollback::Failed { .. } => Some(s.not_after),
+        let expires = if failure.rollback.left_new_version() {
+            Some(s.not_after)
+        } else {
+            s.cur.map(|c| c.leaf.not_after)
         };
         out.failed.push(Failed {
             name: s.cert.name().into(),
