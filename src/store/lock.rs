@@ -39,6 +39,15 @@ pub async fn acquire(state_dir: &Path, wait: Duration) -> Result<StoreLock, Lock
 /// Takes an exclusive lock on the file `path` (created 0600 if missing),
 /// waiting up to `wait` for its holder, or until shutdown.
 pub async fn acquire_file(path: &Path, wait: Duration) -> Result<StoreLock, LockError> {
+    acquire_file_until(path, wait, crate::shutdown::global()).await
+}
+
+/// [`acquire_file`], giving up when `token` is cancelled.
+pub async fn acquire_file_until(
+    path: &Path,
+    wait: Duration,
+    token: &crate::shutdown::Token,
+) -> Result<StoreLock, LockError> {
     let path = path.to_path_buf();
     let file = OpenOptions::new()
         .create(true)
@@ -63,10 +72,7 @@ pub async fn acquire_file(path: &Path, wait: Duration) -> Result<StoreLock, Lock
                     tracing::info!(lock = %path.display(), "another certkeep run holds the store lock; waiting up to {:?}", wait);
                     told = true;
                 }
-                if let Err(source) = crate::shutdown::global()
-                    .sleep(Duration::from_millis(100))
-                    .await
-                {
+                if let Err(source) = token.sleep(Duration::from_millis(100)).await {
                     return Err(LockError::Cancelled { path, source });
                 }
             }
@@ -90,5 +96,26 @@ mod tests {
         assert!(err.to_string().contains("lock_wait"));
         drop(first);
         acquire(d.path(), Duration::ZERO).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_wait_ends_on_shutdown() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lock");
+        let _held = acquire_file(&path, Duration::ZERO).await.unwrap();
+        let token = crate::shutdown::Token::new();
+        let c = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c.cancel();
+        });
+        let start = Instant::now();
+        let err = acquire_file_until(&path, Duration::from_secs(600), &token)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LockError::Cancelled { .. }), "{err}");
+        assert!(err.to_string().contains("shutting down"), "{err}");
+        // Bound on a hang: far below the 600 s it would wait.
+        assert!(start.elapsed() < Duration::from_secs(30));
     }
 }
