@@ -41,7 +41,7 @@ pub struct Issuer<'a> {
 }
 
 /// How the self-check reaches nginx, or None when it is off.
-fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueError> {
+pub fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueError> {
     let h = &config.http01;
     if !h.self_check {
         return Ok(None);
@@ -83,6 +83,18 @@ impl Issuer<'_> {
         c: &CertificateConfig,
         replaces: Option<CertificateIdentifier<'static>>,
         reuse_from_store: bool,
+    ) -> Result<Obtained, IssueError> {
+        self.obtain_with(c, replaces, reuse_from_store, None).await
+    }
+
+    /// [`Issuer::obtain`] with a hook called for every challenge before the
+    /// CA validates it (cluster mode).
+    pub async fn obtain_with(
+        &self,
+        c: &CertificateConfig,
+        replaces: Option<CertificateIdentifier<'static>>,
+        reuse_from_store: bool,
+        on_challenge: Option<&dyn crate::acme::order::ChallengeHook>,
     ) -> Result<Obtained, IssueError> {
         // A damaged lineage's key is not trusted: it may not be the key of
         // its certificate. A new one is made and the lineage replaced whole.
@@ -134,6 +146,7 @@ impl Issuer<'_> {
             csr_der: &csr,
             replaces,
             timeout: self.config.acme.order_timeout.0,
+            on_challenge,
         };
         let order = self.client.obtain(&request);
         let pem = crate::shutdown::global()

@@ -23,6 +23,20 @@ pub struct OrderRequest<'a> {
     pub replaces: Option<CertificateIdentifier<'static>>,
     /// How long to wait for validation and issuance.
     pub timeout: Duration,
+    /// Called for each challenge after its file is written and before the
+    /// CA is asked to validate (cluster mode: every node must answer it).
+    pub on_challenge: Option<&'a dyn ChallengeHook>,
+}
+
+/// Something that must be ready before the CA validates a challenge; an
+/// error fails the order without asking the CA (no failed authorization).
+pub trait ChallengeHook: Send + Sync {
+    fn ready<'a>(
+        &'a self,
+        domain: &'a str,
+        token: &'a str,
+        key_authorization: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
 impl AcmeClient {
@@ -112,6 +126,14 @@ impl AcmeClient {
                     &challenge.token,
                     key_auth.as_str(),
                 )?);
+                if let Some(hook) = req.on_challenge {
+                    hook.ready(&domain, &challenge.token, key_auth.as_str())
+                        .await
+                        .map_err(|detail| AcmeError::Validation {
+                            domain: domain.clone(),
+                            detail,
+                        })?;
+                }
                 loop {
                     match challenge.set_ready().await {
                         Ok(()) => break,

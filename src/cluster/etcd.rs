@@ -468,8 +468,9 @@ impl Lease {
     }
 
     /// Resolves when the lease is lost.
-    pub async fn lost(&mut self) {
-        let _ = self.lost.wait_for(|l| *l).await;
+    pub async fn lost(&self) {
+        let mut rx = self.lost.clone();
+        let _ = rx.wait_for(|l| *l).await;
     }
 
     /// Ends the lease now: its locks and keys go at once.

@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod keys;
 pub mod model;
 pub mod node;
+pub mod order;
 pub mod seal;
 pub mod status;
 pub mod sync;

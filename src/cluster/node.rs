@@ -3,13 +3,17 @@
 //! new shared version. When etcd is unreachable the node keeps what it has
 //! on disk and retries; it catches up when etcd returns.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::etcd::{Change, Etcd, Settings};
 use super::keys::{Keys, Parsed};
-use super::model::{Heartbeat, Meta};
+use super::model::{Ack, Challenge, Heartbeat, Meta};
+use super::order::{self, Ordered};
 use super::seal::SealKey;
 use super::status::ClusterError;
 use super::sync::{self, Synced};
@@ -153,7 +157,7 @@ async fn session_inner(
     };
     let etcd = Etcd::connect(settings).await?;
     check_meta(&etcd, keys, key).await?;
-    let mut lease = etcd.grant(cc.lease_ttl.get_ref().0).await?;
+    let lease = etcd.grant(cc.lease_ttl.get_ref().0).await?;
     let beat = Heartbeat {
         certkeep_version: env!("CARGO_PKG_VERSION").to_string(),
         started,
@@ -164,17 +168,38 @@ async fn session_inner(
         Some(lease.id()),
     )
     .await?;
-    // Watch first, so a version written during the catch-up is not missed.
+    // Watch first, so a version or challenge written during the catch-up
+    // is not missed.
     let mut watch = etcd.watch_prefix(&keys.lineages(), 0).await?;
+    let mut challenge_watch = etcd.watch_prefix(&keys.challenges(), 0).await?;
     tracing::info!(
         node,
         prefix = keys.root(),
         "cluster: joined; syncing every lineage"
     );
     log_results(&sync::sync_all(config, &etcd, keys, key, node).await?);
+    let mut files: HashMap<String, Option<crate::webroot::ChallengeFile>> = HashMap::new();
+    for kv in etcd.get_prefix(&keys.challenges()).await? {
+        if let Some(Parsed::Challenge(token)) = keys.parse(&kv.key) {
+            answer(
+                config,
+                &etcd,
+                keys,
+                node,
+                lease.id(),
+                &token,
+                &kv.value,
+                &mut files,
+            )
+            .await?;
+        }
+    }
+    let mut next_check = tokio::time::Instant::now();
+    let mut ordering: Option<Checking<'_>> = None;
     loop {
         tokio::select! {
             () = token.cancelled() => {
+                drop(ordering);
                 let _ = lease.revoke().await;
                 return Ok(End::Stopped);
             }
@@ -189,6 +214,118 @@ async fn session_inner(
                     log_results(&sync::sync_all(config, &etcd, keys, key, node).await?);
                 }
             }
+            changes = challenge_watch.next() => {
+                for change in changes? {
+                    match change {
+                        Change::Put(kv) => {
+                            if let Some(Parsed::Challenge(t)) = keys.parse(&kv.key) {
+                                answer(config, &etcd, keys, node, lease.id(), &t, &kv.value, &mut files).await?;
+                            }
+                        }
+                        Change::Delete { key: k, .. } => {
+                            if let Some(Parsed::Challenge(t)) = keys.parse(&k) {
+                                // Dropping the file removes it from the webroot.
+                                files.remove(&t);
+                            }
+                        }
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(next_check), if ordering.is_none() => {
+                ordering = Some(Box::pin(order::check(config, &etcd, keys, key, node, &lease)));
+            }
+            results = async { match ordering.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if ordering.is_some() => {
+                ordering = None;
+                for (name, r) in results {
+                    match r {
+                        Ordered::Failed(e) => tracing::error!(lineage = %name, "cluster: renewal failed: {e}"),
+                        Ordered::NotDue => {}
+                        other => tracing::info!(lineage = %name, "cluster: {other:?}"),
+                    }
+                }
+                next_check = next_renewal_check(config);
+            }
         }
     }
+}
+
+/// A renewal check in progress (polled beside the watches).
+type Checking<'a> = Pin<Box<dyn Future<Output = Vec<(String, Ordered)>> + Send + 'a>>;
+
+/// When the daemon's renewal schedule next fires.
+fn next_renewal_check(config: &Config) -> tokio::time::Instant {
+    let now = chrono::Utc::now();
+    let wait = config
+        .daemon
+        .renew_schedule
+        .upcoming(now, 1)
+        .first()
+        .and_then(|t| (*t - now).to_std().ok())
+        .unwrap_or(Duration::from_secs(3600));
+    tokio::time::Instant::now() + wait
+}
+
+/// Answers a challenge published by the ordering node: the token file in
+/// this node's webroot (unless this node ordered and wrote it already), the
+/// self-check through this node's nginx, and the acknowledgement.
+#[allow(clippy::too_many_arguments)]
+async fn answer(
+    config: &Config,
+    etcd: &Etcd,
+    keys: &Keys,
+    node: &str,
+    lease: i64,
+    token: &str,
+    value: &[u8],
+    files: &mut HashMap<String, Option<crate::webroot::ChallengeFile>>,
+) -> Result<(), End> {
+    let ch: Challenge = match serde_json::from_slice(value) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("cluster: challenge {token} is not a valid record: {e}");
+            return Ok(());
+        }
+    };
+    let result = prepare(config, node, token, &ch, files).await;
+    if let Err(e) = &result {
+        tracing::warn!(lineage = %ch.lineage, domain = %ch.domain, "cluster: cannot answer the challenge: {e}");
+    }
+    let ack = Ack {
+        ok: result.is_ok(),
+        detail: result.err(),
+        at: OffsetDateTime::now_utc(),
+    };
+    etcd.put(
+        &keys.ack(token, node),
+        &serde_json::to_vec(&ack).unwrap_or_default(),
+        Some(lease),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn prepare(
+    config: &Config,
+    node: &str,
+    token: &str,
+    ch: &Challenge,
+    files: &mut HashMap<String, Option<crate::webroot::ChallengeFile>>,
+) -> Result<(), String> {
+    let cert = config
+        .certificate(&ch.lineage)
+        .ok_or_else(|| format!("lineage {} is not configured on node {node}", ch.lineage))?;
+    let webroot = cert
+        .webroot_for(&ch.domain)
+        .ok_or_else(|| format!("no webroot for {} on node {node}", ch.domain))?;
+    if ch.node != node && !files.contains_key(token) {
+        let f = crate::webroot::write_challenge(webroot, token, &ch.key_authorization)
+            .map_err(|e| e.to_string())?;
+        files.insert(token.to_string(), Some(f));
+    }
+    if let Some(how) = crate::issue::self_check_settings(config).map_err(|e| e.to_string())? {
+        crate::webroot::self_check(&ch.domain, webroot, &how)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

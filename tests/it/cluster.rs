@@ -738,3 +738,131 @@ fn a_daemon_with_another_key_does_not_start_and_changes_nothing() {
     assert_eq!(report_of(&etcd), None);
     assert!(!etcd.raw_dump("/ck/test/v1/node/").contains("n1"));
 }
+
+/// Three daemons behind the round-robin balancer: one order for the
+/// cluster, every node answers its challenge and deploys the version.
+#[test]
+fn three_nodes_behind_a_balancer_order_once_and_all_deploy() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some(bed) = common::balanced::BalancedBed::start(common::PebbleOptions::default()) else {
+        return;
+    };
+    for (i, n) in bed.nodes.iter().enumerate() {
+        let key = n.dir.join("cluster.key");
+        std::fs::write(&key, [9u8; 32]).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        bed.write_config(
+            i,
+            &format!(
+                "{}\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"/ck/lb\"\nnode = \"{}\"\nencryption_key_file = \"{}\"\nlease_ttl = \"4s\"\nrequest_timeout = \"3s\"\n",
+                bed.cert_block(i, "site", &["site.test"], "confirm = false"),
+                etcd.endpoint,
+                n.name,
+                key.display()
+            ),
+        );
+    }
+    common::assert_exit(&bed.certkeep(0, &["cluster", "init"]), 0);
+    let mut daemons = Vec::new();
+    for (i, n) in bed.nodes.iter().enumerate() {
+        daemons.push(KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_certkeep"))
+                .arg("--config")
+                .arg(&bed.nodes[i].config)
+                .args(["run", "-v", "--log-format", "plain"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(n.dir.join("daemon.log")).unwrap())
+                .spawn()
+                .unwrap(),
+        ));
+    }
+    let logs = || {
+        bed.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- node {}\n{}",
+                    n.name,
+                    std::fs::read_to_string(n.dir.join("daemon.log")).unwrap_or_default()
+                )
+            })
+            .collect::<String>()
+    };
+    let report = |node: &str| -> Option<serde_json::Value> {
+        rt().block_on(async {
+            let c = Etcd::connect(&etcd.settings()).await.unwrap();
+            c.get(&format!("/ck/lb/v1/lineage/site/deploy/{node}"))
+                .await
+                .unwrap()
+                .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+        })
+    };
+    // Pebble validates within seconds; 90 s bounds a hang with a wide margin.
+    let start = std::time::Instant::now();
+    while !["a", "b", "c"]
+        .iter()
+        .all(|n| report(n).is_some_and(|r| r["ok"] == true))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "not every node deployed within 90 s\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let shared: certkeep::cluster::model::VersionRecord = rt().block_on(async {
+        let c = Etcd::connect(&etcd.settings()).await.unwrap();
+        let kv = c
+            .get("/ck/lb/v1/lineage/site/current")
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_slice(&kv.value).unwrap()
+    });
+    assert_eq!(shared.version, 1);
+    assert_eq!(bed.pebble.orders_created(), 1, "{}", logs());
+    for (i, n) in bed.nodes.iter().enumerate() {
+        assert_eq!(
+            report(&n.name).unwrap()["serving_serial"],
+            shared.serial.as_str()
+        );
+        let out = bed.certkeep(i, &["certificates", "--json"]);
+        let l: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(l[0]["serial"], shared.serial.as_str(), "node {}", n.name);
+    }
+    // The challenges are gone from etcd and from every webroot.
+    wait_for(
+        "challenge keys and files to go",
+        Duration::from_secs(10),
+        || {
+            etcd.raw_dump("/ck/lb/v1/challenge/").is_empty()
+                && bed.nodes.iter().all(|n| {
+                    std::fs::read_dir(n.webroot.join(".well-known/acme-challenge"))
+                        .map(|d| d.count() == 0)
+                        .unwrap_or(true)
+                })
+        },
+    );
+    // The CA's fetches went through the balancer to more than one node, and
+    // every challenge fetch got its answer.
+    let hits: Vec<_> = bed
+        .hits()
+        .into_iter()
+        .filter(|h| h.uri.contains("/.well-known/acme-challenge/"))
+        .collect();
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h.status == 200), "{hits:?}");
+    let served_by: std::collections::BTreeSet<u16> = hits.iter().map(|h| h.upstream_port).collect();
+    assert!(served_by.len() >= 2, "{hits:?}");
+    let s = status_json_at(&bed.nodes[0].config, 0);
+    assert_eq!(s["nodes"].as_array().unwrap().len(), 3);
+    drop(daemons);
+}
+
+fn status_json_at(config: &std::path::Path, code: i32) -> serde_json::Value {
+    let out = common::certkeep(config, &["cluster", "status", "--json"]);
+    common::assert_exit(&out, code);
+    serde_json::from_slice(&out.stdout).expect("cluster status --json is JSON")
+}

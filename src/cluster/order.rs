@@ -1,0 +1,416 @@
+//! Ordering through the cluster: the node that finds a shared lineage due
+//! takes its lock (bound to its lease), reads it again, orders with the
+//! shared ACME account, publishes each challenge in etcd and waits until
+//! every live node acknowledged it, then writes the new version by
+//! compare-and-swap on the `mod_revision` it read under the lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::decide::{self, AckStatus, OrderDecision};
+use super::etcd::{Etcd, Expect, Lease};
+use super::keys::{Keys, Parsed};
+use super::model::{
+    account_seal_name, lineage_seal_name, AccountRecord, Ack, Challenge, VersionRecord,
+};
+use super::seal::SealKey;
+use super::status::{ca_host, ClusterError};
+use crate::acme::order::ChallengeHook;
+use crate::acme::AcmeClient;
+use crate::config::{CertificateConfig, Config};
+use crate::issue::Issuer;
+use crate::renew::plan::Decision;
+use crate::store::Store;
+
+/// What the check did for one lineage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ordered {
+    NotDue,
+    /// Another node holds the lock (it is ordering).
+    Busy,
+    /// Another node renewed it meanwhile.
+    AlreadyRenewed {
+        version: u64,
+        by: String,
+    },
+    /// This node ordered and wrote this version.
+    Written {
+        version: u64,
+        serial: String,
+    },
+    /// Ordered, but another writer won the compare-and-swap: not written.
+    LostRace,
+    Failed(String),
+}
+
+/// Publishes challenges under the node's lease and waits for every live
+/// node's acknowledgement.
+struct SharedChallenges<'a> {
+    etcd: &'a Etcd,
+    keys: &'a Keys,
+    lease: i64,
+    node: &'a str,
+    lineage: &'a str,
+    timeout: Duration,
+    published: Mutex<Vec<String>>,
+}
+
+impl SharedChallenges<'_> {
+    async fn wait_acks(&self, domain: &str, token: &str, key_auth: &str) -> Result<(), String> {
+        let published = OffsetDateTime::now_utc();
+        let rec = Challenge {
+            key_authorization: key_auth.to_string(),
+            lineage: self.lineage.to_string(),
+            domain: domain.to_string(),
+            node: self.node.to_string(),
+            published,
+        };
+        if let Ok(mut p) = self.published.lock() {
+            p.push(token.to_string());
+        }
+        let err = |e: &dyn std::fmt::Display| format!("cannot publish the challenge in etcd: {e}");
+        self.etcd
+            .put(
+                &self.keys.challenge(token),
+                &serde_json::to_vec(&rec).unwrap_or_default(),
+                Some(self.lease),
+            )
+            .await
+            .map_err(|e| err(&e))?;
+        let timeout = time::Duration::try_from(self.timeout).unwrap_or(time::Duration::MAX);
+        loop {
+            let live: BTreeSet<String> = self
+                .etcd
+                .get_prefix(&self.keys.nodes())
+                .await
+                .map_err(|e| err(&e))?
+                .iter()
+                .filter_map(|kv| match self.keys.parse(&kv.key) {
+                    Some(Parsed::Node(n)) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            let acks: BTreeMap<String, Ack> = self
+                .etcd
+                .get_prefix(&self.keys.acks(token))
+                .await
+                .map_err(|e| err(&e))?
+                .iter()
+                .filter_map(|kv| match self.keys.parse(&kv.key) {
+                    Some(Parsed::Ack { token: t, node }) if t == token => {
+                        serde_json::from_slice(&kv.value).ok().map(|a| (node, a))
+                    }
+                    _ => None,
+                })
+                .collect();
+            match decide::challenge_status(
+                &live,
+                &acks,
+                published,
+                OffsetDateTime::now_utc(),
+                timeout,
+            ) {
+                AckStatus::Ready => return Ok(()),
+                s @ AckStatus::Failed { .. } => {
+                    return Err(format!(
+                    "not every cluster node can answer the challenge, so the CA was not asked: {}",
+                    s.describe()
+                ))
+                }
+                AckStatus::Waiting { .. } => {
+                    if crate::shutdown::global()
+                        .sleep(Duration::from_millis(200))
+                        .await
+                        .is_err()
+                    {
+                        return Err("stopped: certkeep is shutting down".into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every published challenge and its acknowledgements.
+    async fn cleanup(&self) {
+        let tokens = self.published.lock().map(|p| p.clone()).unwrap_or_default();
+        for t in tokens {
+            if let Err(e) = self.etcd.delete(&self.keys.challenge(&t)).await {
+                tracing::warn!(
+                    "cluster: cannot delete challenge {t} (it expires with the lease): {e}"
+                );
+            }
+            let _ = self.etcd.delete_prefix(&self.keys.acks(&t)).await;
+        }
+    }
+}
+
+impl ChallengeHook for SharedChallenges<'_> {
+    fn ready<'a>(
+        &'a self,
+        domain: &'a str,
+        token: &'a str,
+        key_authorization: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(self.wait_acks(domain, token, key_authorization))
+    }
+}
+
+/// The shared ACME account in the local store (so the usual connect loads
+/// it), or a new one registered here and shared.
+async fn account(
+    config: &Config,
+    etcd: &Etcd,
+    keys: &Keys,
+    key: &SealKey,
+    store: &Store,
+) -> Result<AcmeClient, String> {
+    let directory = &config.acme.directory.0;
+    let host = ca_host(directory);
+    let path = crate::acme::account_path(store, directory);
+    let shared = etcd
+        .get(&keys.account(&host))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(kv) = &shared {
+        let rec: AccountRecord = serde_json::from_slice(&kv.value)
+            .map_err(|e| format!("{} is not a valid record: {e}", kv.key))?;
+        let creds = key
+            .open(&account_seal_name(&host), 0, &rec.sealed_credentials)
+            .map_err(|e| e.to_string())?;
+        if std::fs::read(&path).ok().as_deref() != Some(creds.as_slice()) {
+            if let Some(dir) = path.parent() {
+                crate::store::atomic::ensure_dir(dir, 0o700)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            crate::store::atomic::write_file(&path, &creds, 0o600)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    let client = AcmeClient::connect(
+        &config.acme,
+        directory,
+        store,
+        true,
+        config.renewal.retry_budget.0,
+    )
+    .await
+    .map_err(|e| crate::net::error_chain(&e))?;
+    if shared.is_none() {
+        let creds =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let rec = AccountRecord {
+            directory: directory.clone(),
+            sealed_credentials: key
+                .seal(&account_seal_name(&host), 0, &creds)
+                .map_err(|e| e.to_string())?,
+        };
+        let k = keys.account(&host);
+        let _ = etcd
+            .put_if(
+                &k,
+                Expect::Absent,
+                &[(&k, &serde_json::to_vec(&rec).unwrap_or_default())],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(client)
+}
+
+/// Reads `lineage/<name>/current` with its revision.
+async fn read_current(
+    etcd: &Etcd,
+    keys: &Keys,
+    name: &str,
+) -> Result<Option<(VersionRecord, i64)>, ClusterError> {
+    let Some(kv) = etcd.get(&keys.current(name)).await? else {
+        return Ok(None);
+    };
+    let rec = serde_json::from_slice(&kv.value).map_err(|e| ClusterError::Record {
+        key: kv.key.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok(Some((rec, kv.mod_revision)))
+}
+
+/// Plans every configured lineage from the shared versions and orders what
+/// is due, one lineage at a time, under each lineage's lock.
+pub async fn check(
+    config: &Config,
+    etcd: &Etcd,
+    keys: &Keys,
+    key: &SealKey,
+    node: &str,
+    lease: &Lease,
+) -> Vec<(String, Ordered)> {
+    let mut out = Vec::new();
+    for c in &config.certificates {
+        let r = match one(config, etcd, keys, key, node, lease, c).await {
+            Ok(r) => r,
+            Err(e) => Ordered::Failed(e),
+        };
+        out.push((c.name().to_string(), r));
+    }
+    out
+}
+
+async fn one(
+    config: &Config,
+    etcd: &Etcd,
+    keys: &Keys,
+    key: &SealKey,
+    node: &str,
+    lease: &Lease,
+    c: &CertificateConfig,
+) -> Result<Ordered, String> {
+    let name = c.name();
+    let wanted = c.domain_names();
+    let renew_before = c.renew_before.or(config.renewal.renew_before);
+    let now = OffsetDateTime::now_utc();
+    let planned = read_current(etcd, keys, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some((rec, _)) = &planned {
+        if let Decision::NotDue { .. } = decide::plan_shared(rec, &wanted, renew_before, None, now)
+        {
+            return Ok(Ordered::NotDue);
+        }
+    }
+    let cc = config.cluster.as_ref().ok_or("no [cluster] section")?;
+    let lock = match etcd
+        .lock(&keys.lock_lineage(name), lease, cc.request_timeout.0)
+        .await
+    {
+        Ok(l) => l,
+        Err(super::etcd::EtcdError::Timeout { .. }) => return Ok(Ordered::Busy),
+        Err(e) => return Err(e.to_string()),
+    };
+    let result = locked(
+        config,
+        etcd,
+        keys,
+        key,
+        node,
+        lease,
+        c,
+        planned.map(|(r, _)| r.version),
+    )
+    .await;
+    if let Err(e) = etcd.unlock(&lock).await {
+        tracing::warn!(
+            lineage = name,
+            "cluster: cannot unlock (it goes with the lease): {e}"
+        );
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn locked(
+    config: &Config,
+    etcd: &Etcd,
+    keys: &Keys,
+    key: &SealKey,
+    node: &str,
+    lease: &Lease,
+    c: &CertificateConfig,
+    planned: Option<u64>,
+) -> Result<Ordered, String> {
+    let name = c.name();
+    let reread = read_current(etcd, keys, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let decision = decide::order_decision(
+        planned,
+        reread.as_ref().map(|(r, _)| r),
+        &c.domain_names(),
+        c.renew_before.or(config.renewal.renew_before),
+        None,
+        OffsetDateTime::now_utc(),
+    );
+    let reason = match decision {
+        OrderDecision::NotDue { .. } => return Ok(Ordered::NotDue),
+        OrderDecision::AlreadyRenewed { version, by } => {
+            return Ok(Ordered::AlreadyRenewed { version, by })
+        }
+        OrderDecision::Order { reason, .. } => reason,
+    };
+    let cc = config.cluster.as_ref().ok_or("no [cluster] section")?;
+    tracing::info!(lineage = name, %reason, "cluster: ordering for the cluster");
+    let store = Store::new(&config.store);
+    let client = account(config, etcd, keys, key, &store).await?;
+    let hook = SharedChallenges {
+        etcd,
+        keys,
+        lease: lease.id(),
+        node,
+        lineage: name,
+        timeout: cc.challenge_timeout.0,
+        published: Mutex::new(Vec::new()),
+    };
+    let issuer = Issuer {
+        config,
+        client: &client,
+        store: &store,
+    };
+    let got = issuer.obtain_with(c, None, false, Some(&hook)).await;
+    hook.cleanup().await;
+    let got = got.map_err(|e| crate::net::error_chain(&e))?;
+    let version = reread.as_ref().map(|(r, _)| r.version + 1).unwrap_or(1);
+    let rec = VersionRecord {
+        version,
+        serial: got.leaf.serial.clone(),
+        not_before: got.leaf.not_before,
+        not_after: got.leaf.not_after,
+        domains: got.leaf.sans.clone(),
+        cert: got.version.cert.clone(),
+        chain: got.version.chain.clone(),
+        sealed_key: key
+            .seal(
+                &lineage_seal_name(name),
+                version,
+                got.version.privkey.as_bytes(),
+            )
+            .map_err(|e| e.to_string())?,
+        profile: None,
+        ordered_by: node.to_string(),
+        written_at: OffsetDateTime::now_utc(),
+    };
+    let current = keys.current(name);
+    let previous = keys.previous(name);
+    let new = serde_json::to_vec(&rec).unwrap_or_default();
+    let written = match &reread {
+        Some((old, rev)) => {
+            let old = serde_json::to_vec(old).unwrap_or_default();
+            etcd.put_if(
+                &current,
+                Expect::Revision(*rev),
+                &[(&current, &new), (&previous, &old)],
+            )
+            .await
+        }
+        None => {
+            etcd.put_if(&current, Expect::Absent, &[(&current, &new)])
+                .await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    if written {
+        tracing::info!(lineage = name, version, serial = %rec.serial, "cluster: wrote the new version");
+        Ok(Ordered::Written {
+            version,
+            serial: rec.serial,
+        })
+    } else {
+        tracing::warn!(
+            lineage = name,
+            "cluster: another writer changed the lineage meanwhile; this order is not written"
+        );
+        Ok(Ordered::LostRace)
+    }
+}
