@@ -57,7 +57,19 @@ pub fn list(store: &Store, config: &Config) -> Result<Vec<Listing>, crate::store
         let healthy = inspection.is_healthy();
         out.push(Listing {
             status: if healthy { "ok" } else { "damaged" },
-            repair: (!healthy).then(|| inspection.repair()),
+            repair: (!healthy).then(|| {
+                if config.certificate(&name).is_some() {
+                    inspection.repair()
+                } else {
+                    format!(
+                        "{name} is not in the config: add a [[certificate]] named {name:?} and run \
+                         `{}`, or move {} and {} away",
+                        inspection.repair(),
+                        live.display(),
+                        store.archive_dir(&name).display()
+                    )
+                }
+            }),
             domains: leaf.map(|l| l.sans.clone()).unwrap_or_default(),
             not_before: leaf.map(|l| rfc3339(l.not_before)),
             not_after: leaf.map(|l| rfc3339(l.not_after)),

@@ -245,3 +245,29 @@ fn directory_redirect_is_reported_not_followed_and_plain_http_warned() {
         text(&out)
     );
 }
+
+#[test]
+fn damaged_lineage_outside_the_config_gets_its_own_repair_advice() {
+    let dir = common::open_tempdir();
+    let store = dir.path().join("store");
+    let ca = TestCa::new(dir.path());
+    store_with(&store, &ca, &["kept".into(), "gone".into()], (-1, 60));
+    let live = store.join("live/gone");
+    std::fs::remove_dir_all(&live).unwrap();
+    std::fs::create_dir(&live).unwrap();
+    let config = minimal_config(dir.path(), &store);
+    let out = common::certkeep(&config, &["certificates", "--json"]);
+    assert_exit(&out, 1);
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.len(), 2, "{}", text(&out));
+    let gone = v.iter().find(|l| l["name"] == "gone").unwrap();
+    assert_eq!(gone["status"], "damaged");
+    let repair = gone["repair"].as_str().unwrap();
+    assert!(
+        repair.contains("not in the config") && repair.contains("certkeep issue gone"),
+        "{repair}"
+    );
+    let kept = v.iter().find(|l| l["name"] == "kept").unwrap();
+    assert_eq!(kept["status"], "ok");
+    assert!(kept["repair"].is_null());
+}
