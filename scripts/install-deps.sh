@@ -8,13 +8,15 @@
 #   hyperfine and time (benchmarks), etcd-server and etcd-client (etcdctl) for
 #   cluster mode's tests, protobuf-compiler and libprotobuf-dev (the etcd
 #   client crate's build runs protoc on etcd's .proto files, which import
-#   Google's well-known protos).
+#   Google's well-known protos), prometheus (promtool: checks /metrics and
+#   the shipped alert rules), prometheus-alertmanager (the Alertmanager
+#   channel's peer) and chromium (headless, for the status page).
 # Debian 12's pebble is 2.4 (no ARI); Debian 13's 2.6 is fetched through the
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(nginx-light sslscan certbot lego curl openssl python3 systemd hyperfine time bc ca-certificates
-  etcd-server etcd-client protobuf-compiler libprotobuf-dev)
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,4 +34,4 @@ if ! dpkg-query -W -f='${Version}' pebble 2>/dev/null | grep -qE '^2\.([5-9]|[1-
   dpkg -i "$d"/pebble_*.deb >/dev/null
   rm -rf "$d"
 fi
-dpkg-query -W -f='${Package} ${Version}\n' pebble nginx-light sslscan certbot lego hyperfine etcd-server protobuf-compiler
+dpkg-query -W -f='${Package} ${Version}\n' pebble nginx-light sslscan certbot lego hyperfine etcd-server protobuf-compiler prometheus prometheus-alertmanager chromium

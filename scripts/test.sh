@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; fi
 
 # Every server a test starts (nginx, Pebble, pebble-challtestsrv, certkeep
-# daemons) has its files, and so its command line or working directory, in a
+# daemons, Alertmanager, chromium) has its files, and so its command line or working directory, in a
 # temp dir under TMPDIR. The tests get a TMPDIR of their own; after the run,
 # any process still referring to it was left running by a test.
 test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/certkeep-tests.XXXXXX")
@@ -26,7 +26,7 @@ leftovers() {
     done
 }
 count() { pgrep -c -f "$1" || true; }
-servers() { echo "nginx masters $(count 'nginx: master'), pebble $(count '^pebble '), pebble-challtestsrv $(count '^pebble-challtestsrv'), certkeep $(count 'certkeep --config'), etcd $(count '^etcd ')"; }
+servers() { echo "nginx masters $(count 'nginx: master'), pebble $(count '^pebble '), pebble-challtestsrv $(count '^pebble-challtestsrv'), certkeep $(count 'certkeep --config'), etcd $(count '^etcd '), alertmanager $(count '^prometheus-alertmanager '), chromium $(count '^chromium')"; }
 echo "before the tests: $(servers)"
 check_leftovers() {
     echo "after the tests: $(servers)"

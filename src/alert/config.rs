@@ -117,6 +117,23 @@ impl AlertConfig {
         self.channels.iter().find(|c| c.name == name)
     }
 
+    /// `(name, minimum severity, resend interval in seconds)` of every
+    /// channel that forgets alerts not re-sent in time (Alertmanager), for
+    /// [`super::state::AlertState::refresh`].
+    pub fn refresh_routes(&self) -> Vec<(String, Severity, u64)> {
+        self.channels
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ChannelKind::Alertmanager(a) => Some((
+                    c.name.clone(),
+                    c.min_severity,
+                    a.resend_interval.as_secs().max(1),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// `(name, minimum severity)` of every channel, for routing.
     pub fn routes(&self) -> Vec<(String, Severity)> {
         self.channels
@@ -252,6 +269,7 @@ pub enum ChannelKind {
     Email(EmailChannel),
     Slack(SlackChannel),
     Webhook(WebhookChannel),
+    Alertmanager(AlertmanagerChannel),
 }
 
 impl ChannelKind {
@@ -260,6 +278,7 @@ impl ChannelKind {
             ChannelKind::Email(_) => "email",
             ChannelKind::Slack(_) => "slack",
             ChannelKind::Webhook(_) => "webhook",
+            ChannelKind::Alertmanager(_) => "alertmanager",
         }
     }
 }
@@ -385,6 +404,28 @@ impl std::fmt::Debug for WebhookChannel {
     }
 }
 
+/// `[[alert.channel]] resend_interval` when unset: well under
+/// Alertmanager's default `resolve_timeout` of 5m.
+pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Prometheus Alertmanager (API v2): every URL gets every alert.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerChannel {
+    /// Base URLs (`http://am.example:9093`, or with a path prefix), not secrets.
+    pub urls: Vec<String>,
+    /// The `instance` label: this host unless configured.
+    pub instance: String,
+    /// `generatorURL` of every alert, e.g. this host's status page.
+    pub generator_url: Option<String>,
+    /// Open alerts are re-sent this often, and each says it ends after four
+    /// of these unless re-sent, as Prometheus does.
+    pub resend_interval: Duration,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub bearer_token: Option<Secret>,
+    pub ca_bundle: Option<PathBuf>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChannel {
@@ -414,6 +455,13 @@ struct RawChannel {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     headers_from_files: BTreeMap<String, PathBuf>,
+    // alertmanager
+    #[serde(default)]
+    urls: Vec<String>,
+    instance: Option<String>,
+    generator_url: Option<String>,
+    resend_interval: Option<HumanDuration>,
+    bearer_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -422,6 +470,7 @@ enum RawKind {
     Email,
     Slack,
     Webhook,
+    Alertmanager,
 }
 
 fn warning() -> Severity {
@@ -467,7 +516,91 @@ impl TryFrom<RawChannel> for Channel {
             ("password_env", r.password_env.is_some()),
             ("subject_prefix", r.subject_prefix.is_some()),
         ];
+        let am_set = [
+            ("urls", !r.urls.is_empty()),
+            ("instance", r.instance.is_some()),
+            ("generator_url", r.generator_url.is_some()),
+            ("resend_interval", r.resend_interval.is_some()),
+            ("bearer_token_file", r.bearer_token_file.is_some()),
+        ];
+        if !matches!(r.kind, RawKind::Alertmanager) {
+            let kind = match r.kind {
+                RawKind::Email => "email",
+                RawKind::Slack => "slack",
+                _ => "webhook",
+            };
+            only(kind, &am_set)?;
+        }
         let kind = match r.kind {
+            RawKind::Alertmanager => {
+                only(
+                    "alertmanager",
+                    &[
+                        ("url (use urls = [...])", url_set),
+                        ("headers", !r.headers.is_empty()),
+                        ("headers_from_files", !r.headers_from_files.is_empty()),
+                        ("from", r.from.is_some()),
+                        ("to", !r.to.is_empty()),
+                        ("smtp_host", r.smtp_host.is_some()),
+                        ("smtp_port", r.smtp_port.is_some()),
+                        ("tls", r.tls.is_some()),
+                        ("subject_prefix", r.subject_prefix.is_some()),
+                    ],
+                )?;
+                if r.urls.is_empty() {
+                    return Err(ctx(
+                        "needs urls = [\"http://alertmanager.example:9093\"] (every URL gets every alert)"
+                            .into(),
+                    ));
+                }
+                for u in &r.urls {
+                    check_url(u).map_err(|_| ctx(format!("urls: {u:?} is not an http(s) URL")))?;
+                }
+                if let Some(g) = &r.generator_url {
+                    check_url(g)
+                        .map_err(|_| ctx(format!("generator_url: {g:?} is not an http(s) URL")))?;
+                }
+                let password =
+                    Secret::from_parts("password", None, r.password_file, r.password_env)
+                        .map_err(&ctx)?;
+                if password.is_some() != r.username.is_some() {
+                    return Err(ctx(
+                        "username and one of password_file / password_env go together".into(),
+                    ));
+                }
+                if password.is_some() && r.bearer_token_file.is_some() {
+                    return Err(ctx(
+                        "set either username and password_file (basic auth) or bearer_token_file, not both"
+                            .into(),
+                    ));
+                }
+                let resend_interval = r
+                    .resend_interval
+                    .map(|d| d.0)
+                    .unwrap_or(DEFAULT_RESEND_INTERVAL);
+                if resend_interval < Duration::from_secs(1) {
+                    return Err(ctx("resend_interval must be at least \"1s\"".into()));
+                }
+                let instance = match r.instance {
+                    Some(i) if i.trim().is_empty() => {
+                        return Err(ctx(
+                            "instance must not be empty (leave it out for this host's name)".into(),
+                        ))
+                    }
+                    Some(i) => i,
+                    None => super::message::hostname(),
+                };
+                ChannelKind::Alertmanager(AlertmanagerChannel {
+                    urls: r.urls,
+                    instance,
+                    generator_url: r.generator_url,
+                    resend_interval,
+                    username: r.username,
+                    password,
+                    bearer_token: r.bearer_token_file.map(Secret::File),
+                    ca_bundle: r.ca_bundle,
+                })
+            }
             RawKind::Email => {
                 only(
                     "email",

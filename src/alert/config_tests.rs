@@ -111,3 +111,69 @@ fn secrets_read_trimmed_and_errors_do_not_leak() {
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("hunter2") && !dbg.contains("tok3n"), "{dbg}");
 }
+
+#[test]
+fn alertmanager_channel() {
+    let c = parse(
+        r#"
+[alert]
+[[alert.channel]]
+name = "am"
+type = "alertmanager"
+urls = ["http://am1.example:9093", "https://am2.example/prefix"]
+instance = "web1"
+generator_url = "http://web1.example:9464/"
+resend_interval = "30s"
+bearer_token_file = "/etc/certkeep/am-token"
+"#,
+    )
+    .unwrap();
+    let ChannelKind::Alertmanager(a) = &c.channels[0].kind else {
+        panic!("not alertmanager: {:?}", c.channels[0]);
+    };
+    assert_eq!(a.urls.len(), 2);
+    assert_eq!(a.instance, "web1");
+    assert_eq!(a.resend_interval, Duration::from_secs(30));
+    assert_eq!(
+        a.bearer_token,
+        Some(Secret::File("/etc/certkeep/am-token".into()))
+    );
+    assert_eq!(
+        c.refresh_routes(),
+        vec![("am".to_string(), Severity::Warning, 30)]
+    );
+
+    let c = parse("[alert]\n[[alert.channel]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\"]\n").unwrap();
+    let ChannelKind::Alertmanager(a) = &c.channels[0].kind else {
+        panic!("not alertmanager");
+    };
+    assert_eq!(a.resend_interval, DEFAULT_RESEND_INTERVAL);
+    assert_eq!(a.instance, crate::alert::message::hostname());
+
+    for (body, want) in [
+        ("", "needs urls"),
+        ("urls = [\"ftp://x\"]", "not an http(s) URL"),
+        ("urls = [\"http://x\"]\nurl = \"http://x\"", "url (use urls"),
+        ("urls = [\"http://x\"]\nresend_interval = \"0s\"", "at least \"1s\""),
+        ("urls = [\"http://x\"]\nusername = \"u\"", "go together"),
+        (
+            "urls = [\"http://x\"]\nusername = \"u\"\npassword_file = \"/p\"\nbearer_token_file = \"/t\"",
+            "not both",
+        ),
+        ("urls = [\"http://x\"]\ninstance = \" \"", "instance must not be empty"),
+    ] {
+        let err = parse(&format!(
+            "[alert]\n[[alert.channel]]\nname = \"am\"\ntype = \"alertmanager\"\n{body}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains(want), "{body}: {err}");
+    }
+    let err = parse(
+        "[alert]\n[[alert.channel]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"http://x\"\nurls = [\"http://x\"]\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("urls does not apply to type = \"webhook\""),
+        "{err}"
+    );
+}

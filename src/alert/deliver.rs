@@ -8,7 +8,7 @@ use super::channel::SendError;
 use super::config::{AlertConfig, Channel, ChannelKind};
 use super::message::test_notification;
 use super::state::{AlertState, Expired, Notification, Ts};
-use super::{email, slack, webhook, AlertError};
+use super::{alertmanager, email, slack, webhook, AlertError};
 
 /// A `Retry-After` this short is waited out within the same run.
 const SHORT_RETRY: Duration = Duration::from_secs(10);
@@ -55,7 +55,7 @@ fn ids(chunk: &[Notification]) -> Vec<String> {
 fn max_per_message(c: &Channel) -> usize {
     match c.kind {
         ChannelKind::Slack(_) => slack::MAX_PER_MESSAGE,
-        ChannelKind::Email(_) | ChannelKind::Webhook(_) => 200,
+        ChannelKind::Email(_) | ChannelKind::Webhook(_) | ChannelKind::Alertmanager(_) => 200,
     }
 }
 
@@ -70,6 +70,9 @@ async fn send_once(channel: &Channel, batch: &[Notification]) -> Result<(), Send
             ChannelKind::Webhook(c) => {
                 webhook::send(c, &channel.name, batch, channel.timeout).await
             }
+            ChannelKind::Alertmanager(c) => {
+                alertmanager::send(c, &channel.name, batch, channel.timeout).await
+            }
         }
     };
     match tokio::time::timeout(channel.timeout, attempt).await {
@@ -79,6 +82,7 @@ async fn send_once(channel: &Channel, batch: &[Notification]) -> Result<(), Send
                 ChannelKind::Email(c) => format!("SMTP server {}:{}", c.host, c.port),
                 ChannelKind::Slack(_) => "the Slack webhook".into(),
                 ChannelKind::Webhook(_) => "the webhook".into(),
+                ChannelKind::Alertmanager(_) => "Alertmanager".into(),
             };
             Err(SendError::new(format!(
                 "{peer} did not complete the delivery within {:?} (the channel's timeout)",

@@ -48,7 +48,7 @@ pub fn label(n: &Notification) -> String {
         Kind::Firing => sev.to_string(),
         Kind::Escalated => format!("{sev} (escalated)"),
         Kind::Threshold => format!("{sev} (threshold)"),
-        Kind::Repeat => format!("{sev} (still open)"),
+        Kind::Repeat | Kind::Refresh => format!("{sev} (still open)"),
         Kind::Resolved => "RESOLVED".to_string(),
         Kind::Test => "TEST".to_string(),
     }

@@ -18,6 +18,7 @@
 //! # let _ = report; Ok(()) }
 //! ```
 
+pub mod alertmanager;
 pub mod channel;
 pub mod config;
 pub mod deliver;
@@ -220,6 +221,10 @@ impl Alerter {
     /// backoff. Errs only when the state cannot be saved.
     pub async fn flush(&mut self, now: SystemTime) -> Result<DeliveryReport, AlertError> {
         let path = self.path.clone();
+        let refreshed = self.state.refresh(unix(now), &self.config.refresh_routes());
+        for n in &refreshed {
+            tracing::debug!(alert = %n.key, "re-sending an open alert before it lapses");
+        }
         deliver::flush(&mut self.state, &self.config, unix(now), |s| {
             write_state(&path, s)
         })
@@ -291,6 +296,29 @@ pub async fn report(
         tracing::error!("some alerts could not be delivered yet; they stay queued and are retried on the next run");
     }
     Ok(Some(report))
+}
+
+/// Between runs: re-sends the open alerts a channel would otherwise forget
+/// (Alertmanager's `resend_interval`) and retries the deliveries that are
+/// due, observing nothing. The daemon runs it every `resend_interval`.
+pub async fn upkeep(config: &crate::config::Config) -> Result<Option<DeliveryReport>, AlertError> {
+    if config.alert.channels.is_empty() || crate::shutdown::global().is_cancelled() {
+        return Ok(None);
+    }
+    let store = Store::new(&config.store);
+    let mut alerter = Alerter::load(config, &store).await?;
+    let report = alerter.flush(SystemTime::now()).await?;
+    Ok(Some(report))
+}
+
+/// How often the daemon runs [`upkeep`]: the shortest `resend_interval` of
+/// the channels that need it; `None` when none does.
+pub fn upkeep_interval(config: &AlertConfig) -> Option<Duration> {
+    config
+        .refresh_routes()
+        .iter()
+        .map(|(_, _, secs)| Duration::from_secs(*secs))
+        .min()
 }
 
 #[cfg(test)]

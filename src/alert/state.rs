@@ -136,6 +136,9 @@ pub enum Kind {
     Resolved,
     /// `certkeep alert test`.
     Test,
+    /// Still open, re-sent to a channel that forgets alerts not re-sent in
+    /// time (Alertmanager); only queued for that channel.
+    Refresh,
 }
 
 impl Kind {
@@ -147,6 +150,7 @@ impl Kind {
             Kind::Repeat => "repeat",
             Kind::Resolved => "resolved",
             Kind::Test => "test",
+            Kind::Refresh => "refresh",
         }
     }
 }
@@ -244,6 +248,10 @@ pub struct Record {
     pub resolved_at: Option<Ts>,
     /// Thresholds fired, per certificate fingerprint ("" when none), most recent last.
     pub thresholds: Vec<(String, Vec<u32>)>,
+    /// Per refreshing channel (see [`AlertState::refresh`]): when this
+    /// alert was last queued there as a refresh.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refreshed: BTreeMap<String, Ts>,
 }
 
 impl Record {
@@ -426,6 +434,7 @@ impl AlertState {
                 bad_streak: 1,
                 resolved_at: None,
                 thresholds: Vec::new(),
+                refreshed: BTreeMap::new(),
             };
             r.cross(p.fingerprint.as_deref(), p.threshold);
             let n = self.notification(key, Kind::Firing, &r, now);
@@ -504,6 +513,52 @@ impl AlertState {
         };
         self.alerts.insert(key.to_string(), r);
         n
+    }
+
+    /// Queues a [`Kind::Refresh`] of every open alert on each channel of
+    /// `channels` (`(name, minimum severity, interval in seconds)`) that has
+    /// not heard of it for `interval`: since its last notification or
+    /// refresh. Nothing is queued for a key that still has a delivery queued
+    /// on that channel (it goes out with a fresh time when delivered), so an
+    /// unreachable receiver does not fill the queue. Returns what was queued.
+    pub fn refresh(&mut self, now: Ts, channels: &[(String, Severity, u64)]) -> Vec<Notification> {
+        let mut out = Vec::new();
+        let keys: Vec<String> = self.open().map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            for (channel, min, interval) in channels {
+                let Some(r) = self.alerts.get(&key) else {
+                    continue;
+                };
+                if r.severity < *min {
+                    continue;
+                }
+                let base = r
+                    .last_notified
+                    .unwrap_or(r.since)
+                    .max(r.refreshed.get(channel).copied().unwrap_or(0));
+                if now < base.saturating_add(*interval) {
+                    continue;
+                }
+                let prefix = format!("{key}#");
+                let pending = self.queue.get(channel).is_some_and(|q| {
+                    q.iter().any(|d| {
+                        d.id.strip_prefix(&prefix)
+                            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                });
+                if pending {
+                    continue;
+                }
+                let r = r.clone();
+                let n = self.notification(&key, Kind::Refresh, &r, now);
+                if let Some(r) = self.alerts.get_mut(&key) {
+                    r.refreshed.insert(channel.clone(), now);
+                }
+                self.enqueue(&n, &[(channel.clone(), *min)], now);
+                out.push(n);
+            }
+        }
+        out
     }
 
     /// Keys that are open (notified and not resolved), with their records.

@@ -591,3 +591,105 @@ fn keys_of_earlier_releases_are_migrated() {
         "{sent:?}"
     );
 }
+
+fn am() -> Vec<(String, Severity, u64)> {
+    vec![("am".to_string(), Severity::Warning, 60)]
+}
+
+fn refresh_keys(bed: &mut Bed, channels: &[(String, Severity, u64)]) -> Vec<(String, Kind)> {
+    bed.state
+        .refresh(bed.now, channels)
+        .into_iter()
+        .map(|n| (n.key, n.kind))
+        .collect()
+}
+
+#[test]
+fn open_alerts_are_refreshed_once_per_interval_only_on_refreshing_channels() {
+    let mut bed = Bed::new();
+    let routes = vec![
+        ("am".to_string(), Severity::Warning),
+        ("mail".to_string(), Severity::Warning),
+    ];
+    let n = bed.state.observe(bed.now, &[crit("a")], &[], &bed.policy);
+    bed.state.enqueue(&n[0], &routes, bed.now);
+    bed.state.delivered("am", &[n[0].id.clone()], bed.now);
+    bed.state.delivered("mail", &[n[0].id.clone()], bed.now);
+    bed.advance(59);
+    assert_eq!(refresh_keys(&mut bed, &am()), vec![]);
+    bed.advance(1);
+    assert_eq!(
+        refresh_keys(&mut bed, &am()),
+        vec![("a".to_string(), Kind::Refresh)]
+    );
+    // Queued for the refreshing channel only.
+    assert_eq!(bed.state.queue.get("am").map(Vec::len), Some(1));
+    assert!(bed.state.queue.get("mail").is_none_or(|q| q.is_empty()));
+    let id = bed.state.queue["am"][0].id.clone();
+    bed.state.delivered("am", &[id], bed.now);
+    // Not again within the interval, again after it.
+    bed.advance(30);
+    assert_eq!(refresh_keys(&mut bed, &am()), vec![]);
+    bed.advance(30);
+    assert_eq!(refresh_keys(&mut bed, &am()).len(), 1);
+}
+
+#[test]
+fn no_refresh_while_a_delivery_is_still_queued() {
+    let mut bed = Bed::new();
+    let routes = vec![("am".to_string(), Severity::Warning)];
+    let n = bed.state.observe(bed.now, &[crit("a")], &[], &bed.policy);
+    bed.state.enqueue(&n[0], &routes, bed.now);
+    // The receiver is down: the firing notification stays queued.
+    for _ in 0..10 {
+        bed.advance(120);
+        assert_eq!(refresh_keys(&mut bed, &am()), vec![]);
+    }
+    assert_eq!(bed.state.queued(), 1);
+    let id = bed.state.queue["am"][0].id.clone();
+    bed.state.delivered("am", &[id], bed.now);
+    bed.advance(60);
+    assert_eq!(refresh_keys(&mut bed, &am()).len(), 1);
+}
+
+#[test]
+fn resolved_and_low_severity_alerts_are_not_refreshed() {
+    let mut bed = Bed::new();
+    bed.policy.resolve_after_checks = 1;
+    bed.run(&[crit("a"), warn("w")], &[]);
+    let critical_only = vec![("am".to_string(), Severity::Critical, 60)];
+    bed.advance(60);
+    assert_eq!(
+        refresh_keys(&mut bed, &critical_only),
+        vec![("a".to_string(), Kind::Refresh)]
+    );
+    assert_eq!(
+        bed.run(&[], &["a"]),
+        vec![("a".to_string(), Kind::Resolved)]
+    );
+    bed.advance(600);
+    assert_eq!(refresh_keys(&mut bed, &critical_only), vec![]);
+    // A later notification (escalation, repeat) restarts the interval.
+    let mut bed = Bed::new();
+    bed.run(&[warn("w")], &[]);
+    bed.advance(50);
+    bed.run(&[crit("w")], &[]);
+    bed.advance(30);
+    assert_eq!(refresh_keys(&mut bed, &am()), vec![]);
+    bed.advance(30);
+    assert_eq!(refresh_keys(&mut bed, &am()).len(), 1);
+}
+
+#[test]
+fn state_without_refresh_times_still_loads() {
+    let mut bed = Bed::new();
+    bed.run(&[crit("a")], &[]);
+    let mut v = serde_json::to_value(&bed.state).unwrap();
+    assert!(v["alerts"]["a"].get("refreshed").is_none());
+    v["alerts"]["a"]
+        .as_object_mut()
+        .unwrap()
+        .remove("refreshed");
+    let back: AlertState = serde_json::from_value(v).unwrap();
+    assert_eq!(back, bed.state);
+}

@@ -48,3 +48,15 @@ pub async fn probe(config: &Config, metrics: &Shared) {
         Err(e) => tracing::error!("probe: {e}"),
     }
 }
+
+/// Alert upkeep between runs: refreshes open alerts on Alertmanager channels
+/// and retries queued deliveries.
+pub async fn alerts(config: &Config) {
+    match crate::alert::upkeep(config).await {
+        Ok(Some(report)) if !report.ok() => {
+            tracing::warn!("some alerts could not be delivered yet; they stay queued")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("alerts: {e}"),
+    }
+}

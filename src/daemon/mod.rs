@@ -24,6 +24,13 @@ use metrics::Shared;
 struct Next {
     renew: DateTime<Utc>,
     probe: DateTime<Utc>,
+    /// Alert upkeep, when a channel needs open alerts re-sent.
+    alerts: Option<DateTime<Utc>>,
+}
+
+fn next_alerts(c: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let every = crate::alert::upkeep_interval(&c.alert)?;
+    Some(after + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::minutes(1)))
 }
 
 fn next_renew(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
@@ -119,6 +126,7 @@ fn reload(path: &Path) -> Result<Config, String> {
 enum Kind {
     Renew,
     Probe,
+    Alerts,
 }
 
 impl Kind {
@@ -126,6 +134,7 @@ impl Kind {
         match self {
             Kind::Renew => "renewal check",
             Kind::Probe => "probe round",
+            Kind::Alerts => "alert upkeep",
         }
     }
 }
@@ -135,6 +144,7 @@ impl Kind {
 struct Running {
     renew: Option<tokio::task::JoinHandle<()>>,
     probe: Option<tokio::task::JoinHandle<()>>,
+    alerts: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -142,6 +152,7 @@ impl Running {
         match kind {
             Kind::Renew => &mut self.renew,
             Kind::Probe => &mut self.probe,
+            Kind::Alerts => &mut self.alerts,
         }
     }
 
@@ -167,6 +178,7 @@ impl Running {
             match kind {
                 Kind::Renew => jobs::renew(&config, &metrics).await,
                 Kind::Probe => jobs::probe(&config, &metrics).await,
+                Kind::Alerts => jobs::alerts(&config).await,
             }
             release_memory();
             let _ = done.send(kind);
@@ -176,7 +188,7 @@ impl Running {
     /// Waits up to `grace` for the running jobs, then aborts what is left.
     async fn finish(&mut self, grace: Duration) {
         let deadline = tokio::time::Instant::now() + grace;
-        for kind in [Kind::Renew, Kind::Probe] {
+        for kind in [Kind::Renew, Kind::Probe, Kind::Alerts] {
             if let Some(mut h) = self.slot(kind).take() {
                 if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
                     tracing::warn!(
@@ -234,6 +246,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
             next_renew(&config, now)
         },
         probe: next_probe(&config, now),
+        alerts: next_alerts(&config, now),
     };
     jobs::refresh_certificates(&config, &metrics);
     tracing::info!(
@@ -249,7 +262,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Kind>();
     let mut running = Running::default();
     loop {
-        let wake = next.renew.min(next.probe);
+        let wake = next
+            .renew
+            .min(next.probe)
+            .min(next.alerts.unwrap_or(next.probe));
         let sleep = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
@@ -292,6 +308,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
             next.probe = next_probe(&config, now);
             running.start(Kind::Probe, &config, &metrics, &done_tx);
         }
+        if next.alerts.is_some_and(|at| now >= at) {
+            next.alerts = next_alerts(&config, now);
+            running.start(Kind::Alerts, &config, &metrics, &done_tx);
+        }
         status(&next, &metrics);
     }
 }
@@ -319,6 +339,7 @@ fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Sha
             let now = Utc::now();
             next.renew = next_renew(config, now);
             next.probe = next_probe(config, now);
+            next.alerts = next_alerts(config, now);
             jobs::refresh_certificates(config, metrics);
             tracing::info!(
                 "configuration reloaded from {}; next renewal check {}, next probe {}",

@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod alerts;
+mod alerts_alertmanager;
 mod alerts_email;
 mod cluster;
 mod cluster_bed;
