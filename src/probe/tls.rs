@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::{ActiveKeyExchange, SupportedKxGroup};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -46,6 +47,8 @@ impl Default for Timeouts {
 #[derive(Debug, Clone)]
 pub struct Tls {
     tls12: Arc<rustls::ClientConfig>,
+    /// TLS 1.2 without the offer-only curves, for a server that picks one.
+    tls12_plain: Arc<rustls::ClientConfig>,
     tls13: Arc<rustls::ClientConfig>,
     verifier: Arc<WebPkiServerVerifier>,
 }
@@ -54,6 +57,9 @@ impl Tls {
     /// Roots: the Mozilla set from webpki-roots plus `extra` (PEM DER certs).
     pub fn new(extra: &[CertificateDer<'static>]) -> Result<Tls, ProbeError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut wide = rustls::crypto::aws_lc_rs::default_provider();
+        wide.kx_groups.extend(OFFER_ONLY);
+        let wide = Arc::new(wide);
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for c in extra {
@@ -70,7 +76,8 @@ impl Tls {
                 .map_err(|e| {
                     ProbeError::new(ErrorKind::Config, format!("cannot build the verifier: {e}"))
                 })?;
-        let pinned = |v: &'static rustls::SupportedProtocolVersion| {
+        let pinned = |v: &'static rustls::SupportedProtocolVersion,
+                      provider: &Arc<rustls::crypto::CryptoProvider>| {
             let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[v])
                 .map_err(|e| ProbeError::new(ErrorKind::Config, format!("TLS setup: {e}")))?
@@ -83,8 +90,9 @@ impl Tls {
             Ok::<_, ProbeError>(Arc::new(c))
         };
         let t = Tls {
-            tls12: pinned(&rustls::version::TLS12)?,
-            tls13: pinned(&rustls::version::TLS13)?,
+            tls12: pinned(&rustls::version::TLS12, &wide)?,
+            tls12_plain: pinned(&rustls::version::TLS12, &provider)?,
+            tls13: pinned(&rustls::version::TLS13, &provider)?,
             verifier,
         };
         // aws-lc sets up its randomness on first use (~35 ms here): pay that
@@ -219,13 +227,32 @@ pub async fn handshake(
     tls13: bool,
     t: &Timeouts,
 ) -> Result<Handshake, ProbeError> {
-    let config = if tls13 { &tls.tls13 } else { &tls.tls12 };
     let name = ServerName::try_from(host.to_string()).map_err(|e| {
         ProbeError::new(
             ErrorKind::Config,
             format!("{host:?} is not a valid TLS name: {e}"),
         )
     })?;
+    if tls13 {
+        return attempt(&tls.tls13, addr, name, t).await;
+    }
+    match attempt(&tls.tls12, addr, name.clone(), t).await {
+        // The server picked a curve the probe only lists: again without them.
+        Err(e) if e.message.ends_with(OFFER_ONLY_CHOSEN) => {
+            tracing::debug!(%addr, "{}; trying TLS 1.2 again without it", e.message);
+            attempt(&tls.tls12_plain, addr, name, t).await
+        }
+        other => other,
+    }
+}
+
+/// One handshake with `config`.
+async fn attempt(
+    config: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    name: ServerName<'static>,
+    t: &Timeouts,
+) -> Result<Handshake, ProbeError> {
     let tcp = connect(addr, t).await?;
     let connector = tokio_rustls::TlsConnector::from(config.clone());
     let stream = match tokio::time::timeout(t.handshake, connector.connect(name, tcp)).await {
@@ -258,6 +285,11 @@ fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError>
         )));
     }
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::General(m)) = inner {
+        if m.ends_with(OFFER_ONLY_CHOSEN) {
+            return Err(ProbeError::new(ErrorKind::Tls, m.clone()));
+        }
+    }
     match inner {
         Some(rustls::Error::AlertReceived(a)) => Ok(Handshake::NotAccepted(ProbeError::new(
             ErrorKind::Alert,
@@ -302,6 +334,41 @@ fn classify_handshake_error(e: &std::io::Error) -> Result<Handshake, ProbeError>
 /// chain afterwards. Nothing travels over these connections but a `GET`.
 #[derive(Debug)]
 pub struct AcceptAny;
+
+/// Curves rustls cannot compute a key exchange on, offered in TLS 1.2's
+/// supported_groups (after the real ones): an OpenSSL server sends an EC
+/// certificate only when its curve is in that list, so without them a
+/// P-224 or P-521 certificate would end the handshake instead of being
+/// graded. A server that picks one of them for the key exchange itself
+/// fails the handshake, as it would without them.
+static OFFER_ONLY: [&dyn SupportedKxGroup; 3] = [
+    &OfferOnly(NamedGroup::secp521r1, "secp521r1"),
+    &OfferOnly(NamedGroup::Unknown(0x0015), "secp224r1"),
+    &OfferOnly(NamedGroup::Unknown(0x0013), "secp192r1"),
+];
+
+/// How the error of a chosen offer-only curve ends.
+const OFFER_ONLY_CHOSEN: &str = ", which the probe only lists";
+
+#[derive(Debug)]
+struct OfferOnly(NamedGroup, &'static str);
+
+impl SupportedKxGroup for OfferOnly {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
+        Err(rustls::Error::General(format!(
+            "the server chose key exchange group {}{OFFER_ONLY_CHOSEN}",
+            self.1
+        )))
+    }
+
+    fn name(&self) -> NamedGroup {
+        self.0
+    }
+
+    fn usable_for_version(&self, v: rustls::ProtocolVersion) -> bool {
+        v == rustls::ProtocolVersion::TLSv1_2
+    }
+}
 
 /// Every signature scheme rustls can name, legacy ones included, so a server
 /// that can only sign with SHA-1 or an old key still completes the handshake.

@@ -99,6 +99,7 @@ impl Issuer {
     }
 
     /// A leaf made by the openssl command: `newkey` like `rsa:1024`, `digest` like `sha1`.
+    /// `newkey` like `rsa:1024`, or `ec:P-224` for a named curve.
     fn openssl_leaf(&self, dir: &Path, host: &str, newkey: &str, digest: &str) -> (String, String) {
         let key = dir.join(format!("{host}.key"));
         let csr = dir.join(format!("{host}.csr"));
@@ -109,19 +110,31 @@ impl Issuer {
             format!("subjectAltName=DNS:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
         )
         .unwrap();
-        openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            newkey,
-            "-nodes",
-            "-keyout",
-            p(&key),
-            "-subj",
-            &format!("/CN={host}"),
-            "-out",
-            p(&csr),
-        ]);
+        let curve;
+        let keyargs: Vec<&str> = match newkey.strip_prefix("ec:") {
+            Some(c) => {
+                curve = format!("ec_paramgen_curve:{c}");
+                vec!["-newkey", "ec", "-pkeyopt", &curve]
+            }
+            None => vec!["-newkey", newkey],
+        };
+        let mut args = vec!["req", "-new"];
+        args.extend(keyargs);
+        openssl(
+            &[
+                &args[..],
+                &[
+                    "-nodes",
+                    "-keyout",
+                    p(&key),
+                    "-subj",
+                    &format!("/CN={host}"),
+                    "-out",
+                    p(&csr),
+                ],
+            ]
+            .concat(),
+        );
         self.openssl_sign(&csr, &ext, &crt, digest);
         (
             std::fs::read_to_string(&crt).unwrap(),
@@ -381,6 +394,14 @@ fn certificate_matrix() {
         site(
             &nginx,
             d,
+            "p224.test",
+            int.openssl_leaf(d, "p224.test", "ec:P-224", "sha256"),
+            &[&int.cert],
+            true,
+        ),
+        site(
+            &nginx,
+            d,
             "p256.test",
             int.leaf("p256.test", ec(p256), (-24, 89 * 24), false),
             &[&int.cert],
@@ -462,7 +483,23 @@ fn certificate_matrix() {
             &[&int.cert],
             false,
         ),
+        site(
+            &nginx,
+            d,
+            "p521first.test",
+            int.leaf("p521first.test", ec(p256), (-24, 89 * 24), false),
+            &[&int.cert],
+            false,
+        ),
     ];
+    // TLS 1.2 only, preferring a key exchange on P-521 (which the probe
+    // lists but cannot compute) over P-256: the probe tries again without it.
+    let conf = nginx.sites.join("p521first.test.conf");
+    let site_conf = std::fs::read_to_string(&conf).unwrap().replace(
+        MODERN,
+        "ssl_protocols TLSv1.2; ssl_ecdh_curve secp521r1:prime256v1; ssl_prefer_server_ciphers on;",
+    );
+    std::fs::write(&conf, site_conf).unwrap();
     nginx.reload();
     for s in &sites {
         common::wait_for(s.host, Duration::from_secs(10), || {
@@ -531,6 +568,7 @@ fn certificate_matrix() {
             "rsa2048" => assert!(o.text.contains("Public-Key: (2048 bit)"), "{}", o.text),
             "ecdsa-p256" => assert!(o.text.contains("NIST CURVE: P-256"), "{}", o.text),
             "ecdsa-p384" => assert!(o.text.contains("NIST CURVE: P-384"), "{}", o.text),
+            "ecdsa-p224" => assert!(o.text.contains("NIST CURVE: P-224"), "{}", o.text),
             other => panic!("{}: unexpected key type {other}", s.host),
         }
     }
@@ -558,6 +596,17 @@ fn certificate_matrix() {
     );
     assert_eq!(r["certificate"]["key_type"], "rsa1024");
     assert_eq!(r["certificate"]["chain_valid"], true);
+    // A curve under 256 bits: the handshake completes (TLS 1.2; no TLS 1.3
+    // signature scheme exists for it) and the key is the finding.
+    let r = expect(
+        "p224.test",
+        "critical",
+        "key",
+        "critical",
+        "ecdsa-p224 is an elliptic curve under 256 bits, which clients reject",
+    );
+    assert_eq!(r["certificate"]["chain_valid"], true);
+    assert_eq!(r["protocols"]["tls1.2"], true, "{r:#}");
     for host in ["rsa2048.test", "p256.test", "p384.test"] {
         let r = expect(host, "ok", "chain", "ok", "verifies to a trusted root");
         assert_eq!(check(r, "key")["verdict"], "ok");
@@ -625,6 +674,14 @@ fn certificate_matrix() {
     assert_eq!(r["certificate"]["expires_first"], "intermediate");
     assert!(r["certificate"]["leaf_days_left"].as_i64().unwrap() >= 87);
     assert!(r["certificate"]["days_left"].as_i64().unwrap() <= 10);
+    let r = expect(
+        "p521first.test",
+        "warning",
+        "protocols",
+        "warning",
+        "accepts TLS 1.2; TLS 1.3 not accepted",
+    );
+    assert_eq!(r["certificate"]["chain_valid"], true);
     expect(
         "caleaf.test",
         "critical",
