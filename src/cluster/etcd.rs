@@ -204,6 +204,16 @@ impl Etcd {
     {
         match tokio::time::timeout(after, f).await {
             Ok(Ok(v)) => Ok(v),
+            // The client's own per-request deadline (the same bound) ended it.
+            Ok(Err(etcd_client::Error::GRpcStatus(s)))
+                // gRPC codes 1 (cancelled) and 4 (deadline exceeded).
+                if matches!(i32::from(s.code()), 1 | 4) =>
+            {
+                Err(EtcdError::Timeout {
+                    what: what(),
+                    after,
+                })
+            }
             Ok(Err(e)) => Err(EtcdError::Request {
                 what: what(),
                 detail: e.to_string(),

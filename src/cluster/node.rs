@@ -236,14 +236,22 @@ async fn session_inner(
             }
             results = async { match ordering.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if ordering.is_some() => {
                 ordering = None;
+                next_check = next_renewal_check(config);
                 for (name, r) in results {
                     match r {
                         Ordered::Failed(e) => tracing::error!(lineage = %name, "cluster: renewal failed: {e}"),
                         Ordered::NotDue => {}
+                        Ordered::Busy => {
+                            // Another node holds the lock: it is ordering, or
+                            // it died and its lease expires within lease_ttl.
+                            // Look again then, not at the next scheduled check.
+                            let again = tokio::time::Instant::now() + cc.lease_ttl.get_ref().0 + cc.request_timeout.0;
+                            next_check = next_check.min(again);
+                            tracing::info!(lineage = %name, "cluster: another node holds the lineage's lock; checking again in {:?}", again - tokio::time::Instant::now());
+                        }
                         other => tracing::info!(lineage = %name, "cluster: {other:?}"),
                     }
                 }
-                next_check = next_renewal_check(config);
             }
         }
     }

@@ -866,3 +866,153 @@ fn status_json_at(config: &std::path::Path, code: i32) -> serde_json::Value {
     common::assert_exit(&out, code);
     serde_json::from_slice(&out.stdout).expect("cluster status --json is JSON")
 }
+
+fn write_cluster_configs(bed: &common::balanced::BalancedBed, etcd: &EtcdServer, prefix: &str) {
+    for (i, n) in bed.nodes.iter().enumerate() {
+        let key = n.dir.join("cluster.key");
+        std::fs::write(&key, [9u8; 32]).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        bed.write_config(
+            i,
+            &format!(
+                "{}\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"{prefix}\"\nnode = \"{}\"\nencryption_key_file = \"{}\"\nlease_ttl = \"4s\"\nrequest_timeout = \"3s\"\nchallenge_timeout = \"60s\"\n",
+                bed.cert_block(i, "site", &["site.test"], "confirm = false"),
+                etcd.endpoint,
+                n.name,
+                key.display()
+            ),
+        );
+    }
+}
+
+fn spawn_daemon(bed: &common::balanced::BalancedBed, i: usize) -> KillOnDrop {
+    let n = &bed.nodes[i];
+    KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&n.config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(n.dir.join("daemon.log"))
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// SIGKILL the node holding the lineage's lock while its order waits for
+/// the challenge answers, and restart it as systemd would: its old lease
+/// expires, its lock and challenges go, one node orders again and writes
+/// version 1 once, and every node deploys it.
+#[test]
+fn a_node_killed_mid_order_is_taken_over_after_its_lease_expires() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some(bed) = common::balanced::BalancedBed::start(common::PebbleOptions::default()) else {
+        return;
+    };
+    let prefix = "/ck/kill";
+    write_cluster_configs(&bed, &etcd, prefix);
+    common::assert_exit(&bed.certkeep(0, &["cluster", "init"]), 0);
+    let logs = || {
+        bed.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- node {}\n{}",
+                    n.name,
+                    std::fs::read_to_string(n.dir.join("daemon.log")).unwrap_or_default()
+                )
+            })
+            .collect::<String>()
+    };
+    let runtime = rt();
+    let client = runtime.block_on(Etcd::connect(&etcd.settings())).unwrap();
+    // A live node "z" that never answers holds the first order in its wait.
+    let z = runtime
+        .block_on(client.grant(Duration::from_secs(30)))
+        .unwrap();
+    runtime
+        .block_on(client.put(
+            &format!("{prefix}/v1/node/z"),
+            br#"{"certkeep_version":"0","started":"2026-01-01T00:00:00Z"}"#,
+            Some(z.id()),
+        ))
+        .unwrap();
+    let mut daemons: Vec<Option<KillOnDrop>> =
+        (0..3).map(|i| Some(spawn_daemon(&bed, i))).collect();
+    let mut holder = None;
+    wait_for(
+        "a node to publish a challenge",
+        Duration::from_secs(30),
+        || {
+            let kvs = runtime
+                .block_on(client.get_prefix(&format!("{prefix}/v1/challenge/")))
+                .unwrap();
+            holder = kvs.iter().find_map(|kv| {
+                serde_json::from_slice::<certkeep::cluster::model::Challenge>(&kv.value)
+                    .ok()
+                    .map(|c| c.node)
+            });
+            holder.is_some()
+        },
+    );
+    let holder = holder.unwrap();
+    let hi = bed.nodes.iter().position(|n| n.name == holder).unwrap();
+    assert_eq!(bed.pebble.orders_created(), 1);
+    // SIGKILL: no unlock, no cleanup, no lease revoke.
+    daemons[hi] = None;
+    runtime.block_on(z.revoke()).unwrap();
+    daemons[hi] = Some(spawn_daemon(&bed, hi));
+
+    let report = |node: &str| -> Option<serde_json::Value> {
+        runtime
+            .block_on(client.get(&format!("{prefix}/v1/lineage/site/deploy/{node}")))
+            .unwrap()
+            .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+    };
+    // Lease TTL 4 s, a retry after lease_ttl + request_timeout, then an
+    // order at Pebble: 90 s bounds a hang with a wide margin.
+    let start = std::time::Instant::now();
+    while !["a", "b", "c"]
+        .iter()
+        .all(|n| report(n).is_some_and(|r| r["ok"] == true))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "not every node deployed within 90 s\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kv = runtime
+        .block_on(client.get(&format!("{prefix}/v1/lineage/site/current")))
+        .unwrap()
+        .unwrap();
+    let shared: certkeep::cluster::model::VersionRecord =
+        serde_json::from_slice(&kv.value).unwrap();
+    // Written once: version 1, no previous version.
+    assert_eq!(shared.version, 1);
+    assert!(runtime
+        .block_on(client.get(&format!("{prefix}/v1/lineage/site/previous")))
+        .unwrap()
+        .is_none());
+    // The killed node's order was abandoned; exactly one more completed.
+    assert_eq!(bed.pebble.orders_created(), 2, "{}", logs());
+    for (i, n) in bed.nodes.iter().enumerate() {
+        assert_eq!(
+            report(&n.name).unwrap()["serving_serial"],
+            shared.serial.as_str()
+        );
+        let l: serde_json::Value =
+            serde_json::from_slice(&bed.certkeep(i, &["certificates", "--json"]).stdout).unwrap();
+        assert_eq!(l[0]["serial"], shared.serial.as_str(), "node {}", n.name);
+    }
+    drop(daemons);
+}
