@@ -173,8 +173,8 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Output, CommandError> {
     let command = cmd.to_string();
-    let mut c = Command::new(&cmd.0[0]);
-    c.args(&cmd.0[1..])
+    let mut c = Command::new(cmd.program());
+    c.args(cmd.args())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -287,7 +287,7 @@ mod tests {
     use super::*;
 
     fn cmd(v: &[&str]) -> config::Command {
-        config::Command(v.iter().map(|s| s.to_string()).collect())
+        config::Command::new(v.iter().copied()).unwrap()
     }
 
     #[tokio::test]

@@ -66,10 +66,10 @@ pub async fn preflight(config: &Config, c: &CertificateConfig) -> Result<(), Iss
     };
     for d in &c.domains {
         let root = c
-            .webroot_for(&d.0)
+            .webroot_for(d.as_str())
             .unwrap_or_else(|| std::path::Path::new("."));
-        webroot::self_check(&d.0, root, &how).await?;
-        tracing::debug!(domain = %d.0, "self-check passed");
+        webroot::self_check(d.as_str(), root, &how).await?;
+        tracing::debug!(domain = %d, "self-check passed");
     }
     Ok(())
 }
@@ -145,7 +145,7 @@ impl Issuer<'_> {
             webroots: &webroots,
             csr_der: &csr,
             replaces,
-            timeout: self.config.acme.order_timeout.0,
+            timeout: self.config.acme.order_timeout.get(),
             on_challenge,
         };
         let order = self.client.obtain(&request);

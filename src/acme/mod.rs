@@ -118,11 +118,7 @@ impl AcmeClient {
             }
         } else {
             let eab = cfg.eab.as_ref().map(eab_key).transpose()?;
-            let contact: Vec<String> = cfg
-                .email
-                .iter()
-                .map(|e| format!("mailto:{}", e.0))
-                .collect();
+            let contact: Vec<String> = cfg.email.iter().map(|e| format!("mailto:{e}")).collect();
             let contact_refs: Vec<&str> = contact.iter().map(String::as_str).collect();
             let new_account = NewAccount {
                 contact: &contact_refs,
@@ -345,15 +341,7 @@ fn save_account(path: &Path, creds: &AccountCredentials) -> Result<(), AcmeError
 }
 
 fn eab_key(eab: &EabConfig) -> Result<ExternalAccountKey, AcmeError> {
-    let raw = if let Some(file) = &eab.hmac_key_file {
-        std::fs::read_to_string(file)
-            .map_err(|e| AcmeError::Eab(format!("cannot read {}: {e}", file.display())))?
-    } else if let Some(var) = &eab.hmac_key_env {
-        std::env::var(var)
-            .map_err(|_| AcmeError::Eab(format!("environment variable {var} is not set")))?
-    } else {
-        return Err(AcmeError::Eab("set hmac_key_file or hmac_key_env".into()));
-    };
+    let raw = eab.hmac_key.read().map_err(AcmeError::Eab)?;
     let raw = raw.trim();
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.trim_end_matches('='))

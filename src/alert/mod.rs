@@ -164,7 +164,7 @@ impl Alerter {
         Self::open(
             &store.state_dir(),
             config.alert.clone(),
-            config.renewal.lock_wait.0,
+            config.renewal.lock_wait.get(),
         )
         .await
     }

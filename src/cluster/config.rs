@@ -45,19 +45,19 @@ fn default_prefix() -> Prefix {
     Prefix("/certkeep".into())
 }
 fn default_lease_ttl() -> Spanned<HumanDuration> {
-    Spanned::new(0..0, HumanDuration(Duration::from_secs(15)))
+    Spanned::new(0..0, HumanDuration::from_secs(15))
 }
 fn five_seconds() -> HumanDuration {
-    HumanDuration(Duration::from_secs(5))
+    HumanDuration::from_secs(5)
 }
 fn default_challenge_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
+    HumanDuration::from_secs(60)
 }
 fn default_deploy_lag() -> HumanDuration {
-    HumanDuration(Duration::from_secs(600))
+    HumanDuration::from_secs(600)
 }
 fn default_unreachable() -> HumanDuration {
-    HumanDuration(Duration::from_secs(300))
+    HumanDuration::from_secs(300)
 }
 
 /// An etcd endpoint URL.
@@ -187,20 +187,20 @@ impl ClusterConfig {
             }
             _ => {}
         }
-        let ttl = self.lease_ttl.get_ref().0;
+        let ttl = self.lease_ttl.get_ref().get();
         if ttl < Duration::from_secs(2) || ttl.subsec_nanos() != 0 {
             return Err((
                 self.lease_ttl.span().start,
                 "[cluster] lease_ttl must be whole seconds, at least \"2s\" (etcd leases count seconds)".into(),
             ));
         }
-        if self.request_timeout.0 >= ttl {
+        if self.request_timeout.get() >= ttl {
             return Err((
                 self.lease_ttl.span().start,
                 format!(
                     "[cluster] lease_ttl ({}) must be longer than request_timeout ({}): a lease must survive one slow keep-alive",
                     humantime::format_duration(ttl),
-                    humantime::format_duration(self.request_timeout.0)
+                    humantime::format_duration(self.request_timeout.get())
                 ),
             ));
         }
@@ -209,7 +209,7 @@ impl ClusterConfig {
             ("connect_timeout", self.connect_timeout),
             ("challenge_timeout", self.challenge_timeout),
         ] {
-            if d.0.is_zero() {
+            if d.get().is_zero() {
                 return Err((at, format!("[cluster] {name} must be longer than 0s")));
             }
         }
@@ -254,12 +254,12 @@ mod tests {
         .unwrap();
         assert_eq!(c.prefix.0, "/certkeep");
         assert_eq!(c.node_name().unwrap(), "web1");
-        assert_eq!(c.lease_ttl.get_ref().0, Duration::from_secs(15));
-        assert_eq!(c.request_timeout.0, Duration::from_secs(5));
-        assert_eq!(c.connect_timeout.0, Duration::from_secs(5));
-        assert_eq!(c.challenge_timeout.0, Duration::from_secs(60));
-        assert_eq!(c.deploy_lag_alert_after.0, Duration::from_secs(600));
-        assert_eq!(c.unreachable_alert_after.0, Duration::from_secs(300));
+        assert_eq!(c.lease_ttl.get_ref().get(), Duration::from_secs(15));
+        assert_eq!(c.request_timeout.get(), Duration::from_secs(5));
+        assert_eq!(c.connect_timeout.get(), Duration::from_secs(5));
+        assert_eq!(c.challenge_timeout.get(), Duration::from_secs(60));
+        assert_eq!(c.deploy_lag_alert_after.get(), Duration::from_secs(600));
+        assert_eq!(c.unreachable_alert_after.get(), Duration::from_secs(300));
         assert!(c.ca_file.is_none() && c.user.is_none());
     }
 
@@ -289,7 +289,7 @@ password_file = "/etc/certkeep/etcd-password"
         .unwrap();
         assert_eq!(c.endpoints.get_ref().len(), 3);
         assert_eq!(c.prefix.0, "/certkeep/prod");
-        assert_eq!(c.deploy_lag_alert_after.0, Duration::from_secs(600));
+        assert_eq!(c.deploy_lag_alert_after.get(), Duration::from_secs(600));
         assert_eq!(c.user.unwrap().into_inner(), "certkeep");
     }
 

@@ -50,8 +50,8 @@ impl Settings {
     pub fn from_config(c: &ClusterConfig) -> Settings {
         Settings {
             endpoints: c.endpoints.get_ref().iter().map(|e| e.0.clone()).collect(),
-            request_timeout: c.request_timeout.0,
-            connect_timeout: c.connect_timeout.0,
+            request_timeout: c.request_timeout.get(),
+            connect_timeout: c.connect_timeout.get(),
             ca_file: c.ca_file.clone(),
             identity: match (&c.cert_file, &c.key_file) {
                 (Some(cert), Some(key)) => Some((cert.get_ref().clone(), key.get_ref().clone())),

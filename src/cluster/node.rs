@@ -157,7 +157,7 @@ async fn session_inner(
     };
     let etcd = Etcd::connect(settings).await?;
     check_meta(&etcd, keys, key).await?;
-    let lease = etcd.grant(cc.lease_ttl.get_ref().0).await?;
+    let lease = etcd.grant(cc.lease_ttl.get_ref().get()).await?;
     let beat = Heartbeat {
         certkeep_version: env!("CARGO_PKG_VERSION").to_string(),
         started,

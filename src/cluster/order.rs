@@ -169,7 +169,7 @@ async fn account(
     key: &SealKey,
     store: &Store,
 ) -> Result<AcmeClient, String> {
-    let directory = &config.acme.directory.0;
+    let directory = config.acme.directory.as_str();
     let host = ca_host(directory);
     let path = crate::acme::account_path(store, directory);
     let shared = etcd
@@ -196,7 +196,7 @@ async fn account(
         directory,
         store,
         true,
-        config.renewal.retry_budget.0,
+        config.renewal.retry_budget.get(),
     )
     .await
     .map_err(|e| crate::net::error_chain(&e))?;
@@ -204,7 +204,7 @@ async fn account(
         let creds =
             std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let rec = AccountRecord {
-            directory: directory.clone(),
+            directory: directory.to_string(),
             sealed_credentials: key
                 .seal(&account_seal_name(&host), 0, &creds)
                 .map_err(|e| e.to_string())?,
@@ -283,7 +283,7 @@ async fn one(
     }
     let cc = config.cluster.as_ref().ok_or("no [cluster] section")?;
     let lock = match etcd
-        .lock(&keys.lock_lineage(name), lease, cc.request_timeout.0)
+        .lock(&keys.lock_lineage(name), lease, cc.request_timeout.get())
         .await
     {
         Ok(l) => l,
@@ -350,7 +350,7 @@ async fn locked(
         lease: lease.id(),
         node,
         lineage: name,
-        timeout: cc.challenge_timeout.0,
+        timeout: cc.challenge_timeout.get(),
         published: Mutex::new(Vec::new()),
     };
     let issuer = Issuer {

@@ -105,7 +105,7 @@ pub async fn sync_all(
     let mut installed: Vec<Installed> = Vec::new();
     let mut current_reports: Vec<(String, VersionRecord)> = Vec::new();
     {
-        let _lock = lock::acquire(&store.state_dir(), config.renewal.lock_wait.0)
+        let _lock = lock::acquire(&store.state_dir(), config.renewal.lock_wait.get())
             .await
             .map_err(|e| ClusterError::Record {
                 key: store.state_dir().join("lock").display().to_string(),
@@ -296,7 +296,7 @@ async fn deploy(
     let hook_timeout = config
         .hooks
         .timeout
-        .map(|t| t.0)
+        .map(|t| t.get())
         .unwrap_or(hooks::DEFAULT_TIMEOUT);
     let mut out = Vec::new();
     for i in installed {
@@ -309,7 +309,7 @@ async fn deploy(
                 &c.confirm_endpoint(),
                 &c.confirm_sni(),
                 &i.record.serial,
-                config.nginx.confirm_timeout.0,
+                config.nginx.confirm_timeout.get(),
             )
             .await
             {

@@ -58,7 +58,7 @@ async fn init(config: &Config, cc: &ClusterConfig, keys: &Keys, node: &str, forc
         keys,
         &status::InitSource {
             store: &store,
-            directory: &config.acme.directory.0,
+            directory: config.acme.directory.as_str(),
             key: &key,
             node,
         },
@@ -104,7 +104,8 @@ async fn show(cc: &ClusterConfig, keys: &Keys, json: bool) -> u8 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let lag = time::Duration::try_from(cc.deploy_lag_alert_after.0).unwrap_or(time::Duration::MAX);
+    let lag =
+        time::Duration::try_from(cc.deploy_lag_alert_after.get()).unwrap_or(time::Duration::MAX);
     match status::status(&etcd, keys, key.as_ref(), lag, OffsetDateTime::now_utc()).await {
         Ok(s) => {
             if json {

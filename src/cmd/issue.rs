@@ -36,7 +36,7 @@ pub async fn run(config: &Config, names: &[String], all: bool) -> u8 {
         report("cannot prepare the store", &e);
         return EXIT_FAILURE;
     }
-    let _lock = match lock::acquire(&store.state_dir(), config.renewal.lock_wait.0).await {
+    let _lock = match lock::acquire(&store.state_dir(), config.renewal.lock_wait.get()).await {
         Ok(l) => l,
         Err(e) => {
             report("cannot lock the store", &e);

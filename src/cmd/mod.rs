@@ -76,7 +76,7 @@ pub async fn run(cli: Cli) -> u8 {
                 println!(
                     "renewal check ({}, plus up to {} random delay): {}",
                     c.daemon.renew_schedule,
-                    humantime::format_duration(c.daemon.renew_jitter.0),
+                    humantime::format_duration(c.daemon.renew_jitter.get()),
                     fmt(renew)
                 );
                 println!("probe ({}): {}", c.daemon.probe_schedule, fmt(probe));
@@ -101,12 +101,17 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
-/// Loads the config or prints the error and returns the exit code.
+/// Loads the config (printing its warnings) or prints the error and returns
+/// the exit code.
 pub(crate) fn load(cli: &Cli) -> Result<Config, u8> {
-    Config::load(&cli.config).map_err(|e| {
+    let c = Config::load(&cli.config).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_USAGE
-    })
+    })?;
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(c)
 }
 
 /// The stored ACME account at the configured directory (registered on first
@@ -117,10 +122,10 @@ pub(crate) async fn account(
 ) -> Result<crate::acme::AcmeClient, u8> {
     crate::acme::AcmeClient::connect(
         &config.acme,
-        &config.acme.directory.0,
+        config.acme.directory.as_str(),
         store,
         true,
-        config.renewal.retry_budget.0,
+        config.renewal.retry_budget.get(),
     )
     .await
     .map_err(|e| {

@@ -43,20 +43,15 @@ pub async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
     opts.http_port = args.http_port;
 
     let targets = if args.targets.is_empty() {
-        match probe::targets_from_config(&config) {
-            Ok(t) if t.is_empty() => {
-                eprintln!(
-                    "error: nothing to probe: {} has no [[endpoint]] and no [[certificate]]; pass targets, e.g. certkeep probe https://example.com",
-                    cli.config.display()
-                );
-                return EXIT_USAGE;
-            }
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {}: {e}", cli.config.display());
-                return EXIT_USAGE;
-            }
+        let t = probe::targets_from_config(&config);
+        if t.is_empty() {
+            eprintln!(
+                "error: nothing to probe: {} has no [[endpoint]] and no [[certificate]]; pass targets, e.g. certkeep probe https://example.com",
+                cli.config.display()
+            );
+            return EXIT_USAGE;
         }
+        t
     } else {
         if !opts.policies.contains_key(&args.policy) {
             eprintln!(

@@ -16,7 +16,7 @@ pub async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
     }
     let outcome = match check.outcome {
         Ok(o) => o,
-        Err(e @ RunError::UnknownCertificate(_)) => {
+        Err(e @ (RunError::UnknownCertificate(_) | RunError::NoDryRunDirectory(_))) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }

@@ -78,7 +78,8 @@ async fn remember(
     name: &str,
     serial: &str,
 ) -> Result<(), crate::renew::run::RunError> {
-    let _lock = crate::store::lock::acquire(&store.state_dir(), config.renewal.lock_wait.0).await?;
+    let _lock =
+        crate::store::lock::acquire(&store.state_dir(), config.renewal.lock_wait.get()).await?;
     let mut states = LineageStates::load(store)?;
     states.revoked(name, serial);
     states.save()?;

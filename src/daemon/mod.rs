@@ -39,7 +39,7 @@ fn next_renew(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
         .renew_schedule
         .next_after(after)
         .unwrap_or(after + chrono::Duration::hours(12));
-    schedule::with_jitter(base, c.daemon.renew_jitter.0, rand::random::<f64>())
+    schedule::with_jitter(base, c.daemon.renew_jitter.get(), rand::random::<f64>())
 }
 
 fn next_probe(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
@@ -116,7 +116,11 @@ fn status(next: &Next, metrics: &Shared) {
 
 /// Loads the config again for SIGHUP: the new one, or the error (old one kept).
 fn reload(path: &Path) -> Result<Config, String> {
-    Config::load(path).map_err(|e| e.to_string())
+    let c = Config::load(path).map_err(|e| e.to_string())?;
+    for w in &c.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(c)
 }
 
 /// The two kinds of job. Each runs as its own task, at most one of a kind at
@@ -279,7 +283,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
                     // hooks) ends now; they wind down within moments.
                     crate::shutdown::global().cancel();
                     notify(&[NotifyState::Stopping]);
-                    let grace = config.daemon.shutdown_timeout.0;
+                    let grace = config.daemon.shutdown_timeout.get();
                     tracing::info!("{sig}: stopping the running jobs (waiting up to {grace:?})");
                     running.finish(grace).await;
                     return stop(sig);

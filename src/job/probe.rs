@@ -46,14 +46,15 @@ pub async fn probe_round(
 }
 
 /// A probe round over the configured endpoints and managed certificates,
-/// with alerts: the daemon's probe job. Err (recorded as a failed run) when
-/// the targets or options cannot be built from `config`.
+/// with alerts: the daemon's probe job. The targets were resolved when the
+/// config was loaded; Err (recorded as a failed run) when the options cannot
+/// be built (a CA file that went away since).
 pub async fn probe_configured(
     config: &Config,
     metrics: Option<&Shared>,
 ) -> Result<ProbeRound, ProbeError> {
-    let built = probe::targets_from_config(config)
-        .and_then(|t| ProbeOptions::from_config(config, &[]).map(|o| (t, o)));
+    let built =
+        ProbeOptions::from_config(config, &[]).map(|o| (probe::targets_from_config(config), o));
     match built {
         Ok((targets, opts)) => Ok(probe_round(config, targets, &opts, true, metrics).await),
         Err(e) => {

@@ -56,7 +56,7 @@ pub async fn renewal_check(
             let (problems, mut ok) = alerts::observations(
                 o,
                 time::OffsetDateTime::now_utc(),
-                config.renewal.ca_unreachable_after.0,
+                config.renewal.ca_unreachable_after.get(),
             );
             ok.push(CHECK_KEY.to_string());
             Some((problems, ok))

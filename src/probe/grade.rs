@@ -9,7 +9,7 @@ use super::config::{PolicyConfig, ProtocolName, Severity};
 use super::facts::{CertInfo, Facts, Outcome};
 use super::http::ONE_YEAR;
 use super::reasons::{self, weak_hash, ChainProblem};
-use crate::config::RenewBefore;
+use crate::config::TimeLeft;
 
 /// Verdict of a check or an endpoint. `Error`: the probe could not collect facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -62,8 +62,8 @@ fn check(name: &'static str, verdict: Verdict, reason: impl Into<String>) -> Che
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub protocols: BTreeSet<ProtocolName>,
-    pub warning_before: RenewBefore,
-    pub critical_before: RenewBefore,
+    pub warning_before: TimeLeft,
+    pub critical_before: TimeLeft,
     pub min_rsa_bits: u32,
     pub hsts_missing: Severity,
     pub hsts_min_age: u64,
@@ -79,8 +79,8 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             protocols: [ProtocolName::Tls12, ProtocolName::Tls13].into(),
-            warning_before: RenewBefore::Fraction(1.0 / 3.0),
-            critical_before: RenewBefore::Fraction(1.0 / 6.0),
+            warning_before: TimeLeft::one_in(3),
+            critical_before: TimeLeft::one_in(6),
             min_rsa_bits: 2048,
             hsts_missing: Severity::Critical,
             hsts_min_age: ONE_YEAR,
@@ -111,7 +111,7 @@ impl Policy {
             p.hsts_missing = v;
         }
         if let Some(v) = c.hsts_min_age {
-            p.hsts_min_age = v.0.as_secs();
+            p.hsts_min_age = v.get().as_secs();
         }
         if let Some(v) = c.hsts_include_subdomains {
             p.hsts_include_subdomains = v;
@@ -127,11 +127,8 @@ impl Policy {
 }
 
 /// Seconds before expiry that `b` means for a certificate living `lifetime` seconds.
-pub fn threshold_seconds(b: RenewBefore, lifetime: i64) -> i64 {
-    match b {
-        RenewBefore::Remaining(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        RenewBefore::Fraction(f) => (lifetime.max(0) as f64 * f) as i64,
-    }
+pub fn threshold_seconds(b: TimeLeft, lifetime: i64) -> i64 {
+    b.seconds_of(lifetime)
 }
 
 /// Whole days from `now` to `t`, rounded down (negative once past): the one

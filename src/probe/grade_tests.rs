@@ -138,8 +138,12 @@ fn expiry_thresholds_scale_with_lifetime() {
 #[test]
 fn fixed_thresholds_from_policy() {
     let p = Policy::default().with(&PolicyConfig {
-        warning_before: Some(RenewBefore::Remaining(Duration::from_secs(30 * 86_400))),
-        critical_before: Some(RenewBefore::Remaining(Duration::from_secs(7 * 86_400))),
+        warning_before: Some(
+            crate::config::TimeLeft::duration(Duration::from_secs(30 * 86_400)).unwrap(),
+        ),
+        critical_before: Some(
+            crate::config::TimeLeft::duration(Duration::from_secs(7 * 86_400)).unwrap(),
+        ),
         ..PolicyConfig::default()
     });
     for (left, want) in [
@@ -327,7 +331,7 @@ fn hsts_policy() {
     let strict = p.with(&PolicyConfig {
         hsts_include_subdomains: Some(true),
         hsts_preload: Some(true),
-        hsts_min_age: Some(crate::config::HumanDuration(Duration::from_secs(
+        hsts_min_age: Some(crate::config::HumanDuration::new(Duration::from_secs(
             2 * 31_536_000,
         ))),
         ..PolicyConfig::default()
@@ -475,14 +479,26 @@ fn errors_dominate() {
 
 #[test]
 fn thresholds() {
-    assert_eq!(threshold_seconds(RenewBefore::Fraction(0.5), 100), 50);
-    assert_eq!(threshold_seconds(RenewBefore::Fraction(0.5), -5), 0);
     assert_eq!(
-        threshold_seconds(RenewBefore::Remaining(Duration::from_secs(7)), 100),
+        threshold_seconds(crate::config::TimeLeft::fraction(0.5).unwrap(), 100),
+        50
+    );
+    assert_eq!(
+        threshold_seconds(crate::config::TimeLeft::fraction(0.5).unwrap(), -5),
+        0
+    );
+    assert_eq!(
+        threshold_seconds(
+            crate::config::TimeLeft::duration(Duration::from_secs(7)).unwrap(),
+            100
+        ),
         7
     );
     assert_eq!(
-        threshold_seconds(RenewBefore::Remaining(Duration::from_secs(u64::MAX)), 1),
+        threshold_seconds(
+            crate::config::TimeLeft::duration(Duration::from_secs(u64::MAX)).unwrap(),
+            1
+        ),
         i64::MAX
     );
 }

@@ -133,7 +133,7 @@ impl ProbeOptions {
         files.extend(ca_files.iter().cloned());
         let mut o = ProbeOptions::new(&files)?;
         let d = Timeouts::default();
-        let get = |v: &Option<crate::config::HumanDuration>, def| v.map(|h| h.0).unwrap_or(def);
+        let get = |v: &Option<crate::config::HumanDuration>, def| v.map(|h| h.get()).unwrap_or(def);
         o.timeouts = Timeouts {
             connect: get(&p.connect_timeout, d.connect),
             handshake: get(&p.handshake_timeout, d.handshake),
@@ -193,63 +193,10 @@ pub struct ProbeReport {
 
 /// Targets from `[[endpoint]]`, then (with `[probe] managed_certificates`,
 /// the default) the first domain of every `[[certificate]]` not already
-/// named by an endpoint's `certificate`.
-pub fn targets_from_config(cfg: &Config) -> Result<Vec<Target>, ProbeError> {
-    let config_err = |m: String| ProbeError::new(ErrorKind::Config, m);
-    let mut out = Vec::new();
-    for e in &cfg.endpoints {
-        let mut t =
-            Target::parse(&e.url).map_err(|err| config_err(format!("[[endpoint]] {err}")))?;
-        t.connect = e.connect.clone();
-        t.connect_address()
-            .map_err(|err| config_err(format!("[[endpoint]] {:?}: connect: {err}", e.url)))?;
-        if let Some(p) = &e.policy {
-            if p != "default" && !cfg.probe.policy.contains_key(p) {
-                return Err(config_err(format!(
-                    "[[endpoint]] {:?} names policy {p:?}, which is not defined; add [probe.policy.{p}]",
-                    e.url
-                )));
-            }
-            t.policy = p.clone();
-        }
-        if let Some(c) = &e.certificate {
-            if cfg.certificate(c).is_none() {
-                return Err(config_err(format!(
-                    "[[endpoint]] {:?} names certificate {c:?}, which is not a [[certificate]] name",
-                    e.url
-                )));
-            }
-        }
-        t.certificate = e.certificate.clone();
-        out.push(t);
-    }
-    if cfg.probe.managed_certificates {
-        for c in &cfg.certificates {
-            if cfg
-                .endpoints
-                .iter()
-                .any(|e| e.certificate.as_deref() == Some(c.name()))
-            {
-                continue;
-            }
-            let Some(domain) = c.domains.first() else {
-                continue;
-            };
-            let mut t = Target::parse(&domain.0)
-                .map_err(|err| config_err(format!("certificate {:?}: {err}", c.name())))?;
-            if let Some(ep) = &c.endpoint {
-                let (_, port) = target::split_host_port(ep).map_err(|r| {
-                    config_err(format!("certificate {:?}: endpoint {ep:?}: {r}", c.name()))
-                })?;
-                t.port = port.unwrap_or(443);
-                t.connect = Some(ep.clone());
-            }
-            t.target = format!("https://{}", t.authority());
-            t.certificate = Some(c.name().to_string());
-            out.push(t);
-        }
-    }
-    Ok(out)
+/// named by an endpoint's `certificate`. Resolved when the config is
+/// loaded, so a probe round never fails on its targets.
+pub fn targets_from_config(cfg: &Config) -> Vec<Target> {
+    cfg.probe_targets.clone()
 }
 
 /// Probes every target, at most `opts.concurrency` at a time; reports come

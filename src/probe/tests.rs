@@ -37,7 +37,7 @@ url = "api.example.com"
 certificate = "api"
 {CERTS}"#
     ));
-    let t = targets_from_config(&c).unwrap();
+    let t = targets_from_config(&c);
     assert_eq!(t.len(), 3, "{t:#?}");
     assert_eq!(
         (t[0].host.as_str(), t[0].port, t[0].path.as_str()),
@@ -53,15 +53,15 @@ certificate = "api"
     assert_eq!(t[2].connect_address().unwrap(), ("127.0.0.1".into(), 8443));
 
     let off = config(&format!("[probe]\nmanaged_certificates = false\n{CERTS}"));
-    assert!(targets_from_config(&off).unwrap().is_empty());
+    assert!(targets_from_config(&off).is_empty());
     let plain = config(CERTS);
-    let t = targets_from_config(&plain).unwrap();
+    let t = targets_from_config(&plain);
     assert_eq!(t[1].target, "https://api.example.com:443");
     assert_eq!(t[1].connect, None);
 }
 
 #[test]
-fn bad_endpoints_are_config_errors() {
+fn bad_endpoints_are_rejected_at_load_with_their_position() {
     for (body, needle) in [
         ("[[endpoint]]\nurl = \"http://a.test\"\n", "https://host"),
         (
@@ -77,9 +77,14 @@ fn bad_endpoints_are_config_errors() {
             "connect",
         ),
     ] {
-        let e = targets_from_config(&config(body)).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Config);
-        assert!(e.message.contains(needle), "{body}: {e}");
+        let e = Config::parse(body, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.toml:2:") || e.starts_with("t.toml:3:"),
+            "{e}"
+        );
+        assert!(e.contains(needle), "{body}: {e}");
     }
     assert!(Config::parse("[[endpoint]]\nurl = \"a.test\"\ntypo = 1\n", Path::new("t")).is_err());
     assert!(Config::parse("[probe.policy.x]\nprotocols = [\"ssl3\"]\n", Path::new("t")).is_err());
@@ -115,7 +120,7 @@ protocols = ["tls1.3"]
     assert_eq!(modern.hsts_missing, config::Severity::Warning);
     assert_eq!(
         modern.warning_before,
-        crate::config::RenewBefore::Remaining(std::time::Duration::from_secs(21 * 86_400))
+        crate::config::TimeLeft::duration(std::time::Duration::from_secs(21 * 86_400)).unwrap()
     );
     assert_eq!(o.policy("default").protocols.len(), 2);
     let mut o = o;

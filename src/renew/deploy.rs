@@ -104,7 +104,7 @@ pub(super) async fn deploy<'s, 'a>(
             .extend(shared_failure(DeployStep::Reload, e, active));
         return out;
     }
-    let timeout = config.nginx.confirm_timeout.0;
+    let timeout = config.nginx.confirm_timeout.get();
     let mut rolled_back = Vec::new();
     for s in active {
         if !s.cert.confirm {

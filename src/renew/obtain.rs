@@ -86,7 +86,7 @@ impl Ca<'_> {
                 self.directory,
                 self.store,
                 self.persist,
-                self.config.renewal.retry_budget.0,
+                self.config.renewal.retry_budget.get(),
             )
             .await
             .map_err(|e| {

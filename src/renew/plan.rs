@@ -208,12 +208,7 @@ pub fn default_fraction(lifetime: Duration) -> f64 {
 /// How long before expiry the threshold rule renews.
 pub fn threshold(lifetime: Duration, renew_before: Option<RenewBefore>) -> Duration {
     match renew_before {
-        Some(RenewBefore::Remaining(d)) => {
-            Duration::seconds(d.as_secs().min(i64::MAX as u64) as i64)
-        }
-        Some(RenewBefore::Fraction(f)) => {
-            Duration::seconds((lifetime.whole_seconds() as f64 * f) as i64)
-        }
+        Some(b) => Duration::seconds(b.seconds_of(lifetime.whole_seconds())),
         None => {
             Duration::seconds((lifetime.whole_seconds() as f64 * default_fraction(lifetime)) as i64)
         }

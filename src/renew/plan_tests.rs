@@ -95,12 +95,14 @@ fn ten_day_boundary() {
 #[test]
 fn configured_renew_before() {
     let mut c = Case::new(90);
-    c.renew_before = Some(RenewBefore::Remaining(StdDuration::from_secs(30 * 86_400)));
+    c.renew_before =
+        Some(crate::config::TimeLeft::duration(StdDuration::from_secs(30 * 86_400)).unwrap());
     assert_eq!(c.due_from(), T0 + Duration::days(60));
-    c.renew_before = Some(RenewBefore::Fraction(0.5));
+    c.renew_before = Some(crate::config::TimeLeft::fraction(0.5).unwrap());
     assert_eq!(c.due_from(), T0 + Duration::days(45));
     // A renew_before longer than the lifetime: due at once.
-    c.renew_before = Some(RenewBefore::Remaining(StdDuration::from_secs(100 * 86_400)));
+    c.renew_before =
+        Some(crate::config::TimeLeft::duration(StdDuration::from_secs(100 * 86_400)).unwrap());
     assert!(c.decide_at(T0).is_due());
 }
 

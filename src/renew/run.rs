@@ -39,6 +39,9 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("cannot use the store: {0}")]
     Lock(#[from] LockError),
+    /// `--dry-run` with a CA other than Let's Encrypt and no staging directory.
+    #[error("{0}")]
+    NoDryRunDirectory(String),
 }
 
 /// What the plan phase found for one lineage.
@@ -50,6 +53,15 @@ enum Work<'a> {
 
 pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let selected = select(config, &opts.certs)?;
+    let directory = if opts.dry_run {
+        config
+            .acme
+            .dry_run_directory()
+            .map_err(RunError::NoDryRunDirectory)?
+            .as_str()
+    } else {
+        config.acme.directory.as_str()
+    };
     let store = Store::new(&config.store);
     let now = OffsetDateTime::now_utc();
     let mut out = Outcome {
@@ -65,11 +77,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let mut ca = Ca {
         config,
         store: &store,
-        directory: if opts.dry_run {
-            &config.acme.staging_directory.0
-        } else {
-            &config.acme.directory.0
-        },
+        directory,
         persist: !opts.dry_run,
         client: None,
         error: None,
@@ -120,7 +128,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let hook_timeout = config
         .hooks
         .timeout
-        .map(|t| t.0)
+        .map(|t| t.get())
         .unwrap_or(hooks::DEFAULT_TIMEOUT);
 
     // Obtain. The CA is contacted (and an account registered) only once a
@@ -219,7 +227,7 @@ async fn prepare(
         return Ok(None);
     }
     store.ensure_layout()?;
-    let l = lock::acquire(&store.state_dir(), config.renewal.lock_wait.0).await?;
+    let l = lock::acquire(&store.state_dir(), config.renewal.lock_wait.get()).await?;
     for p in store.recover()? {
         tracing::info!(path = %p.display(), "removed a leftover of an interrupted run");
     }

@@ -288,3 +288,111 @@ fn daemon_alerts_when_its_renewal_check_cannot_run() {
     );
     assert!(log.contains("could not run the renewal check"), "{log}");
 }
+
+/// A SIGHUP with a file that loads but refers to a policy that does not
+/// exist: the daemon says why (file:line:column), keeps the configuration it
+/// had, and its probe rounds go on probing the old endpoint. (Before the
+/// whole file was resolved at load, such a file was accepted and every probe
+/// round then failed and probed nothing.)
+#[test]
+fn sighup_with_a_bad_reference_keeps_the_old_configuration() {
+    let d = common::open_tempdir();
+    let cfg = d.path().join("certkeep.toml");
+    // Nothing listens on this port: each probe ends at once as refused.
+    let closed = common::free_port();
+    let head = format!(
+        "store = \"{}\"\n\n[daemon]\nrenew_at_start = false\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"* * * * * *\"\nshutdown_timeout = \"5s\"\n\n[probe]\nmanaged_certificates = false\n\n",
+        d.path().join("store").display()
+    );
+    let good = format!(
+        "{head}[[endpoint]]\nurl = \"https://old.test:{closed}\"\nconnect = \"127.0.0.1:{closed}\"\n"
+    );
+    std::fs::write(&cfg, &good).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["run", "-v", "--log-format", "plain"])
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let log = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.0.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    let count = |s: &str| log.lock().unwrap().matches(s).count();
+    let dump = || log.lock().unwrap().clone();
+    wait_until(
+        "a probe of the old endpoint",
+        Duration::from_secs(20),
+        || count("old.test") > 0,
+    );
+
+    // Line 14 is `policy = "nosuch"`; its value starts at column 10.
+    let bad = format!(
+        "{head}[[endpoint]]\nurl = \"https://new.test:{closed}\"\npolicy = \"nosuch\"\nconnect = \"127.0.0.1:{closed}\"\n"
+    );
+    assert_eq!(bad.lines().nth(13), Some("policy = \"nosuch\""));
+    std::fs::write(&cfg, &bad).unwrap();
+    signal(pid, "HUP");
+    wait_until("the rejected reload", Duration::from_secs(10), || {
+        count("configuration NOT reloaded") > 0
+    });
+    let log_text = dump();
+    assert!(
+        log_text.contains(&format!("{}:14:10: ", cfg.display()))
+            && log_text.contains("names policy \"nosuch\""),
+        "the reason, with file:line:column: {log_text}"
+    );
+    // Later rounds still probe the old endpoint, and never the new one.
+    let before = count("old.test");
+    wait_until(
+        "another probe of the old endpoint",
+        Duration::from_secs(20),
+        || count("old.test") > before,
+    );
+    let log_text = dump();
+    assert!(!log_text.contains("target=https://new.test"), "{log_text}");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the daemon died on a bad config: {log_text}"
+    );
+    signal(pid, "TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    reader.join().unwrap();
+}
+
+/// Kills the child if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod alerts_email;
 mod cluster;
 mod cluster_bed;
 mod commands;
+mod config;
 mod crash;
 mod daemon;
 mod daemon_jobs;

@@ -1,12 +1,8 @@
 use super::*;
 
 fn parse(text: &str) -> Result<AlertConfig, String> {
-    #[derive(Deserialize)]
-    struct W {
-        alert: AlertConfig,
-    }
-    toml::from_str::<W>(text)
-        .map(|w| w.alert)
+    crate::config::Config::parse(text, std::path::Path::new("t.toml"))
+        .map(|c| c.alert)
         .map_err(|e| e.to_string())
 }
 
@@ -96,14 +92,18 @@ fn secrets_read_trimmed_and_errors_do_not_leak() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("pw");
     std::fs::write(&p, "hunter2\n").unwrap();
-    assert_eq!(Secret::File(p.clone()).read().unwrap(), "hunter2");
-    let missing = Secret::File(d.path().join("nope")).read().unwrap_err();
+    assert_eq!(Secret::file(p.clone()).unwrap().read().unwrap(), "hunter2");
+    let missing = Secret::file(d.path().join("nope"))
+        .unwrap()
+        .read()
+        .unwrap_err();
     assert!(missing.contains("nope"), "{missing}");
-    let env = Secret::Env("CERTKEEP_TEST_UNSET_VAR".into())
+    let env = Secret::env("CERTKEEP_TEST_UNSET_VAR".into())
+        .unwrap()
         .read()
         .unwrap_err();
     assert!(env.contains("CERTKEEP_TEST_UNSET_VAR"));
-    assert!(!format!("{:?}", Secret::Inline("hunter2".into())).contains("hunter2"));
+    assert!(!format!("{:?}", Secret::inline("hunter2".into())).contains("hunter2"));
     let c = parse(
         "[alert]\n[[alert.channel]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"https://h.example/tok3n\"\nheaders = { Authorization = \"Bearer hunter2\" }\n",
     )
@@ -136,7 +136,7 @@ bearer_token_file = "/etc/certkeep/am-token"
     assert_eq!(a.resend_interval, Duration::from_secs(30));
     assert_eq!(
         a.bearer_token,
-        Some(Secret::File("/etc/certkeep/am-token".into()))
+        Some(Secret::file("/etc/certkeep/am-token".into()).unwrap())
     );
     assert_eq!(
         c.refresh_routes(),

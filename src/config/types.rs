@@ -1,0 +1,657 @@
+//! Value types shared by the config sections. Each one checks its value when
+//! it is deserialized (so the error carries the value's position) and keeps
+//! its field private, so a value that exists is a valid one.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration written like "90s", "15m", "24h", "30d".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(Duration);
+
+impl HumanDuration {
+    pub const fn new(d: Duration) -> Self {
+        Self(d)
+    }
+
+    pub const fn from_secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl From<HumanDuration> for Duration {
+    fn from(h: HumanDuration) -> Duration {
+        h.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("{s:?} is not a duration ({e}); write e.g. \"90s\", \"15m\", \"24h\" or \"30d\"")
+    })
+}
+
+/// Time left before a certificate expires: a fixed duration ("30d") or a
+/// fraction of the certificate's lifetime ("1/3"). Used for renewal points,
+/// probe verdicts and alert thresholds alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeLeft(Left);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Left {
+    Duration(Duration),
+    Fraction(f64),
+}
+
+impl TimeLeft {
+    /// A fixed time before expiry (more than zero).
+    pub fn duration(d: Duration) -> Result<TimeLeft, String> {
+        if d.is_zero() {
+            return Err("the time left before expiry must be more than 0, e.g. \"30d\"".into());
+        }
+        Ok(TimeLeft(Left::Duration(d)))
+    }
+
+    /// A fraction of the lifetime, strictly between 0 and 1.
+    pub fn fraction(f: f64) -> Result<TimeLeft, String> {
+        if f > 0.0 && f < 1.0 {
+            Ok(TimeLeft(Left::Fraction(f)))
+        } else {
+            Err(format!(
+                "fraction {f} must be between 0 and 1 (exclusive), e.g. 0.33 or \"1/3\""
+            ))
+        }
+    }
+
+    /// One `n`th of the lifetime (`n` of at least 2).
+    pub fn one_in(n: u32) -> TimeLeft {
+        TimeLeft(Left::Fraction(1.0 / f64::from(n.max(2))))
+    }
+
+    /// `Some` for a fixed duration.
+    pub fn as_duration(self) -> Option<Duration> {
+        match self.0 {
+            Left::Duration(d) => Some(d),
+            Left::Fraction(_) => None,
+        }
+    }
+
+    /// `Some` for a fraction of the lifetime.
+    pub fn as_fraction(self) -> Option<f64> {
+        match self.0 {
+            Left::Duration(_) => None,
+            Left::Fraction(f) => Some(f),
+        }
+    }
+
+    /// Seconds before expiry for a certificate living `lifetime` seconds.
+    pub fn seconds_of(self, lifetime: i64) -> i64 {
+        match self.0 {
+            Left::Duration(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Left::Fraction(f) => (lifetime.max(0) as f64 * f) as i64,
+        }
+    }
+
+    /// Whole days (rounded up) for a certificate living `lifetime_days`.
+    pub fn days_of(self, lifetime_days: i64) -> u32 {
+        match self.0 {
+            Left::Duration(d) => u32::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX),
+            Left::Fraction(f) => (lifetime_days.max(0) as f64 * f).ceil() as u32,
+        }
+    }
+
+    /// Parses "30d", "12h", "1/3" or "0.33".
+    pub fn parse(s: &str) -> Result<TimeLeft, String> {
+        let t = s.trim();
+        if let Some((n, d)) = t.split_once('/') {
+            return match (n.trim().parse::<f64>(), d.trim().parse::<f64>()) {
+                (Ok(n), Ok(d)) if d != 0.0 => Self::fraction(n / d),
+                _ => Err(format!("{s:?} is not a fraction; write e.g. \"1/3\"")),
+            };
+        }
+        if let Ok(f) = t.parse::<f64>() {
+            return Self::fraction(f);
+        }
+        let d = parse_duration(t).map_err(|_| {
+            format!(
+                "{s:?} is neither a duration (\"30d\") nor a fraction of the lifetime (\"1/3\")"
+            )
+        })?;
+        Self::duration(d)
+    }
+}
+
+impl fmt::Display for TimeLeft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Left::Duration(d) => write!(f, "{}", humantime::format_duration(d)),
+            Left::Fraction(x) => write!(f, "{x} of the lifetime"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeLeft {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(f64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(f) => TimeLeft::fraction(f),
+            Raw::Str(s) => TimeLeft::parse(&s),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name used before "time left" had one type; kept for readers.
+pub type RenewBefore = TimeLeft;
+
+/// A lineage name: safe as a single path component.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LineageName(String);
+
+impl LineageName {
+    pub fn new(s: &str) -> Result<LineageName, String> {
+        validate_lineage_name(s)?;
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LineageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for LineageName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        LineageName::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn validate_lineage_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid certificate name {s:?}: use letters, digits, '.', '-' and '_' only, not starting with '.' (it becomes a directory name under live/ and archive/)"
+        ))
+    }
+}
+
+/// A DNS name as the CA will see it (lowercase, no trailing dot).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn new(s: &str) -> Result<Domain, String> {
+        parse_domain(s).map(Domain)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Domain::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks a DNS name for HTTP-01 use and returns it normalised.
+pub fn parse_domain(s: &str) -> Result<String, String> {
+    let d = s.trim_end_matches('.').to_ascii_lowercase();
+    if d.starts_with("*.") {
+        return Err(format!(
+            "{s:?} is a wildcard: HTTP-01 cannot validate wildcards; list the names instead"
+        ));
+    }
+    let labels_ok = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !labels_ok {
+        return Err(format!(
+            "{s:?} is not a valid DNS name (letters, digits and '-' in dot-separated labels)"
+        ));
+    }
+    if d.parse::<std::net::IpAddr>().is_ok() || d.split('.').all(|l| l.parse::<u8>().is_ok()) {
+        return Err(format!("{s:?} is an IP address: list DNS names only"));
+    }
+    Ok(d)
+}
+
+/// An `https://` or `http://` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url(String);
+
+impl Url {
+    pub fn new(s: &str) -> Result<Url, String> {
+        match reqwest::Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                Ok(Url(s.to_string()))
+            }
+            _ => Err(format!(
+                "{s:?} is not an http(s) URL; write e.g. \"https://ca.example/directory\""
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True for `http://` (no TLS).
+    pub fn is_plain_http(&self) -> bool {
+        self.0
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Url {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Url::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An email address (a leading `mailto:` is removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn new(s: &str) -> Result<Email, String> {
+        let s = s.trim_start_matches("mailto:");
+        match s.split_once('@') {
+            Some((l, h))
+                if !l.is_empty() && h.contains('.') && !s.contains(char::is_whitespace) =>
+            {
+                Ok(Email(s.to_string()))
+            }
+            _ => Err(format!(
+                "{s:?} is not an email address; write e.g. \"admin@example.com\""
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Email::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A command as an argv array (at least the program); it runs without a shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command(Vec<String>);
+
+impl Command {
+    pub fn new<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Result<Command, String> {
+        let v: Vec<String> = argv.into_iter().map(Into::into).collect();
+        if v.first().is_none_or(|p| p.is_empty()) {
+            return Err(
+                "a command must be a non-empty array, e.g. [\"nginx\", \"-s\", \"reload\"]".into(),
+            );
+        }
+        Ok(Command(v))
+    }
+
+    /// The program and its arguments.
+    pub fn argv(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn program(&self) -> &str {
+        &self.0[0]
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.0[1..]
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        Command::new(v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+/// A value that is a secret: given inline, in a file, or in an environment
+/// variable. It is read at use time (a missing secret fails that use only);
+/// the value is never shown in messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(SecretSource);
+
+#[derive(Clone, PartialEq, Eq)]
+enum SecretSource {
+    Inline(String),
+    File(PathBuf),
+    Env(String),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            SecretSource::File(p) => write!(f, "File({})", p.display()),
+            SecretSource::Env(v) => write!(f, "Env({v})"),
+        }
+    }
+}
+
+impl Secret {
+    pub fn inline(v: String) -> Secret {
+        Secret(SecretSource::Inline(v))
+    }
+
+    /// A secret in a file; the path must be absolute.
+    pub fn file(p: PathBuf) -> Result<Secret, String> {
+        if !p.is_absolute() {
+            return Err(format!(
+                "secret file {} is a relative path; write the absolute path",
+                p.display()
+            ));
+        }
+        Ok(Secret(SecretSource::File(p)))
+    }
+
+    /// A secret in an environment variable (a non-empty name).
+    pub fn env(name: String) -> Result<Secret, String> {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(format!("{name:?} is not an environment variable name"));
+        }
+        Ok(Secret(SecretSource::Env(name)))
+    }
+
+    /// One of `what`, `what_file`, `what_env`, or none; two at once is an error.
+    pub fn from_parts(
+        what: &str,
+        inline: Option<String>,
+        file: Option<PathBuf>,
+        env: Option<String>,
+    ) -> Result<Option<Secret>, String> {
+        match (inline, file, env) {
+            (None, None, None) => Ok(None),
+            (Some(v), None, None) => Ok(Some(Secret::inline(v))),
+            (None, Some(p), None) => Secret::file(p).map(Some),
+            (None, None, Some(v)) => Secret::env(v).map(Some),
+            _ => Err(format!(
+                "set only one of {what}, {what}_file and {what}_env"
+            )),
+        }
+    }
+
+    /// The file it is read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.0 {
+            SecretSource::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Reads the secret (trailing newline removed). The error names where it
+    /// was looked for, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        let v = match &self.0 {
+            SecretSource::Inline(v) => v.clone(),
+            SecretSource::File(p) => std::fs::read_to_string(p).map_err(|e| {
+                format!(
+                    "cannot read secret file {}: {e} (create it, mode 0600)",
+                    p.display()
+                )
+            })?,
+            SecretSource::Env(name) => std::env::var(name).map_err(|_| {
+                format!(
+                    "environment variable {name} is not set (set it in the service's environment)"
+                )
+            })?,
+        };
+        let v = v.trim_end_matches(['\r', '\n']).to_string();
+        if v.is_empty() {
+            return Err(format!("secret {} is empty", self.place()));
+        }
+        Ok(v)
+    }
+
+    /// Where the secret comes from, for messages.
+    pub fn place(&self) -> String {
+        match &self.0 {
+            SecretSource::Inline(_) => "(inline in the config)".into(),
+            SecretSource::File(p) => format!("file {}", p.display()),
+            SecretSource::Env(v) => format!("environment variable {v}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub enum KeyType {
+    #[default]
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    #[serde(rename = "ecdsa-p384")]
+    EcdsaP384,
+    #[serde(rename = "rsa2048")]
+    Rsa2048,
+    #[serde(rename = "rsa3072")]
+    Rsa3072,
+    #[serde(rename = "rsa4096")]
+    Rsa4096,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::Rsa4096 => "rsa4096",
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `host:port` with a port from 1 to 65535 (IPv6 in brackets: `[::1]:443`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    host: String,
+    port: u16,
+}
+
+impl HostPort {
+    /// Parses `host:port`; the port is required.
+    pub fn parse(s: &str) -> Result<HostPort, String> {
+        let (host, port) = crate::probe::target::split_host_port(s.trim())?;
+        let port = port.ok_or_else(|| {
+            format!("{s:?} has no port; write host:port, e.g. \"127.0.0.1:443\" or \"[::1]:443\"")
+        })?;
+        if host.is_empty() {
+            return Err(format!("{s:?} has no host"));
+        }
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HostPort::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::probe::target::join_host_port(&self.host, self.port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_parses_durations_and_fractions() {
+        let d = TimeLeft::parse("30d").unwrap();
+        assert_eq!(d.as_duration(), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(d.days_of(90), 30);
+        assert_eq!(d.seconds_of(1000), 30 * 86_400);
+        let f = TimeLeft::parse("1/4").unwrap();
+        assert_eq!(f.as_fraction(), Some(0.25));
+        assert_eq!(f.days_of(90), 23);
+        assert_eq!(f.seconds_of(100), 25);
+        assert_eq!(f.seconds_of(-5), 0);
+        assert_eq!(TimeLeft::parse("0.5").unwrap().as_fraction(), Some(0.5));
+        assert_eq!(
+            TimeLeft::parse("12h").unwrap().days_of(90),
+            1,
+            "part of a day counts as a day"
+        );
+    }
+
+    #[test]
+    fn time_left_rejects_zero_and_out_of_range() {
+        for bad in ["0s", "0", "1", "3/2", "1/0", "-1/3", "soon", ""] {
+            assert!(TimeLeft::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(TimeLeft::duration(Duration::ZERO).is_err());
+        assert!(TimeLeft::fraction(1.0).is_err());
+        let huge = TimeLeft::duration(Duration::from_secs(u64::MAX)).unwrap();
+        assert_eq!(huge.seconds_of(1), i64::MAX);
+        assert_eq!(huge.days_of(1), u32::MAX);
+    }
+
+    #[test]
+    fn names_and_addresses() {
+        assert_eq!(
+            Domain::new("WWW.Example.com.").unwrap().as_str(),
+            "www.example.com"
+        );
+        assert!(Domain::new("*.example.com").is_err());
+        assert!(Domain::new("10.0.0.1").is_err());
+        assert!(LineageName::new("../x").is_err());
+        assert_eq!(LineageName::new("a.b-c_d").unwrap().as_str(), "a.b-c_d");
+        assert_eq!(
+            Email::new("mailto:ops@example.com").unwrap().as_str(),
+            "ops@example.com"
+        );
+        assert!(Email::new("ops").is_err());
+        assert!(Url::new("ftp://x.example/").is_err());
+        assert!(Url::new("http://x.example/").unwrap().is_plain_http());
+        assert!(!Url::new("https://x.example/").unwrap().is_plain_http());
+        assert!(Command::new(Vec::<String>::new()).is_err());
+        assert!(Command::new([""]).is_err());
+        let c = Command::new(["nginx", "-t"]).unwrap();
+        assert_eq!((c.program(), c.args()), ("nginx", &["-t".to_string()][..]));
+    }
+
+    #[test]
+    fn host_port_needs_a_valid_port() {
+        let h = HostPort::parse("[::1]:443").unwrap();
+        assert_eq!((h.host(), h.port()), ("::1", 443));
+        assert_eq!(h.to_string(), "[::1]:443");
+        assert_eq!(HostPort::parse("127.0.0.1:8443").unwrap().port(), 8443);
+        for bad in [
+            "127.0.0.1",
+            "host:99999",
+            "host:0",
+            "host:x",
+            ":443",
+            "[::1",
+        ] {
+            assert!(HostPort::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn secrets_need_absolute_files_and_never_show_inline_values() {
+        assert!(Secret::file(PathBuf::from("rel/key")).is_err());
+        assert!(Secret::env(String::new()).is_err());
+        let s = Secret::inline("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!s.place().contains("hunter2"));
+        assert!(Secret::from_parts("url", Some("a".into()), None, Some("B".into())).is_err());
+    }
+}
