@@ -23,8 +23,6 @@ pub enum IssueError {
     Key(#[from] keys::KeyError),
     #[error("the CA returned an unusable certificate: {0}")]
     Returned(String),
-    #[error("[http01] self_check_connect {0:?} is not an IP address")]
-    ConnectAddr(String),
 }
 
 /// A freshly issued certificate, not yet in the store.
@@ -46,13 +44,9 @@ pub fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueEr
     if !h.self_check {
         return Ok(None);
     }
-    let connect = match &h.self_check_connect {
-        Some(s) => Some(s.parse().map_err(|_| IssueError::ConnectAddr(s.clone()))?),
-        None => None,
-    };
     Ok(Some(SelfCheck {
         port: h.self_check_port,
-        connect,
+        connect: h.self_check_connect,
         ca_bundle: config.acme.ca_bundle.clone(),
     }))
 }

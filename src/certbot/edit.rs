@@ -38,7 +38,26 @@ impl Doc {
     }
 
     pub fn set_acme_directory(&mut self, directory: &str) {
+        if !self.0.contains_key("acme") {
+            self.0.insert("acme", Item::Table(Table::new()));
+        }
         self.0["acme"]["directory"] = value(directory);
+    }
+
+    /// Sets `[acme] staging_directory` (what `renew --dry-run` orders from),
+    /// with a comment saying why when `[acme]` is a table of its own (a
+    /// comment cannot go inside an inline table).
+    pub fn set_acme_staging_directory(&mut self, directory: &str, why: &str) {
+        let own_table = self.0.get("acme").is_some_and(Item::is_table);
+        self.0["acme"]["staging_directory"] = value(directory);
+        if own_table {
+            if let Some(mut key) = self.0["acme"]
+                .as_table_mut()
+                .and_then(|t| t.key_mut("staging_directory"))
+            {
+                key.leaf_decor_mut().set_prefix(format!("# {why}\n"));
+            }
+        }
     }
 
     /// Adds the `[[certificate]]` for `e`, or replaces the one with its name.

@@ -189,6 +189,13 @@ pub fn plan(opts: &Options) -> Result<Plan, ImportError> {
     doc.set_store(from);
     if configured.is_none() && directory != LETSENCRYPT_DIRECTORY {
         doc.set_acme_directory(&directory);
+        // Only Let's Encrypt has a known staging CA; `certbot --dry-run`
+        // with another server tests against that same server, and so does
+        // the imported config (change it to the CA's test directory if it has one).
+        doc.set_acme_staging_directory(
+            &directory,
+            "renew --dry-run orders here, as certbot --dry-run did; use this CA's test directory if it has one",
+        );
     }
     for e in &entries {
         doc.put_certificate(e);

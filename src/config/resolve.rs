@@ -148,6 +148,12 @@ pub(crate) fn resolve(raw: RawConfig) -> Result<(Settings, Vec<Located>), Locate
             "[renewal] ari_concurrency must be at least 1".into(),
         ));
     }
+    if raw.http01.self_check_port == 0 {
+        return Err(at(
+            [k("http01"), k("self_check_port")],
+            "[http01] self_check_port must be from 1 to 65535".into(),
+        ));
+    }
     check_certificates(&raw.certificates)?;
     check_probe(&raw.probe)?;
     if let Some(c) = &raw.cluster {

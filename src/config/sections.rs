@@ -136,8 +136,9 @@ pub struct Http01Config {
     /// Port the self-check fetches on (the CA always uses 80).
     #[serde(default = "default_http_port")]
     pub self_check_port: u16,
-    /// Address the self-check connects to instead of resolving the domain.
-    pub self_check_connect: Option<String>,
+    /// IP address the self-check connects to instead of resolving the domain.
+    #[serde(default, deserialize_with = "ip_address")]
+    pub self_check_connect: Option<std::net::IpAddr>,
 }
 
 impl Default for Http01Config {
@@ -148,6 +149,17 @@ impl Default for Http01Config {
             self_check_connect: None,
         }
     }
+}
+
+fn ip_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::IpAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not an IP address; write e.g. \"127.0.0.1\" or \"::1\""
+        ))
+    })
 }
 
 pub(crate) fn yes() -> bool {

@@ -237,3 +237,62 @@ fn shipped_example_config_is_valid() {
     let c = Config::parse(text, Path::new("config/certkeep.example.toml")).unwrap();
     assert_eq!(c.certificates.len(), 1);
 }
+
+#[test]
+fn dry_run_directory_defaults_to_staging_only_for_lets_encrypt() {
+    let le = parse("").unwrap();
+    assert_eq!(
+        le.acme.dry_run_directory().unwrap().as_str(),
+        LETSENCRYPT_STAGING_DIRECTORY
+    );
+    let other = parse("[acme]\ndirectory = \"https://ca.example/dir\"\n").unwrap();
+    let e = other.acme.dry_run_directory().unwrap_err();
+    assert!(
+        e.contains("staging_directory") && e.contains("https://ca.example/dir"),
+        "{e}"
+    );
+    let set = parse(
+        "[acme]\ndirectory = \"https://ca.example/dir\"\nstaging_directory = \"https://ca.example/test\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        set.acme.dry_run_directory().unwrap().as_str(),
+        "https://ca.example/test"
+    );
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+}
+
+#[test]
+fn plain_http_directory_loads_with_a_positioned_warning() {
+    let c = parse("store = \"/s\"\n[acme]\ndirectory = \"http://127.0.0.1:14000/dir\"\n").unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("t.toml:3:13: ") && c.warnings[0].contains("http://"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.acme.dry_run_directory().is_err());
+}
+
+#[test]
+fn self_check_connect_is_an_ip_address() {
+    let c = parse("[http01]\nself_check_connect = \"::1\"\n").unwrap();
+    assert_eq!(
+        c.http01.self_check_connect,
+        Some(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+    );
+    let (line, col, msg) = err("[http01]\nself_check_connect = \"localhost\"\n");
+    assert_eq!((line, col), (2, 22));
+    assert!(msg.contains("not an IP address"), "{msg}");
+    let (line, col, _) = err("[http01]\nself_check_port = 0\n");
+    assert_eq!((line, col), (2, 19));
+}
+
+#[test]
+fn missing_table_keys_point_at_their_table_header() {
+    // The error is about a key that is not there: its table's header.
+    let (line, col, msg) =
+        err("store = \"/s\"\n\n[[alert.channel]]\nname = \"ops\"\ntype = \"slack\"\n");
+    assert_eq!((line, col), (3, 1));
+    assert!(msg.contains("needs url"), "{msg}");
+}

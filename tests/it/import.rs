@@ -526,3 +526,34 @@ fn broken_renewal_file_is_reported_with_file_and_line() {
         text(&out)
     );
 }
+
+/// Importing lineages of a CA other than Let's Encrypt into a new config sets
+/// `[acme] staging_directory` too, so `renew --dry-run` never goes to Let's
+/// Encrypt's staging CA for them (certbot's --dry-run used the same server).
+#[test]
+fn import_from_another_ca_sets_the_dry_run_directory() {
+    let d = common::open_tempdir();
+    let etc = d.path().join("letsencrypt");
+    fake_lineage(
+        &etc,
+        "web",
+        &["web.test"],
+        "version = 2.1.0\n\n[renewalparams]\nauthenticator = webroot\nserver = https://ca.test/dir\nwebroot_path = /var/www/certbot,\nkey_type = ecdsa\n[[webroot_map]]\nweb.test = /var/www/certbot\n",
+    );
+    let cfg = d.path().join("certkeep.toml");
+    let from = etc.display().to_string();
+    let out = common::certkeep(&cfg, &["import", "certbot", "--from", &from, "--write"]);
+    assert_exit(&out, 0);
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        written.contains("[acme]\ndirectory = \"https://ca.test/dir\"\n# renew --dry-run orders here, as certbot --dry-run did")
+            && written.contains("\nstaging_directory = \"https://ca.test/dir\"\n"),
+        "{written}"
+    );
+    let config = Config::load(&cfg).unwrap();
+    assert_eq!(config.acme.directory.as_str(), "https://ca.test/dir");
+    assert_eq!(
+        config.acme.dry_run_directory().unwrap().as_str(),
+        "https://ca.test/dir"
+    );
+}
