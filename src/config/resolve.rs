@@ -107,15 +107,34 @@ pub(crate) fn check_absolute(p: &Path, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A PEM file of certificates that must exist, be readable and parse.
+/// Largest CA file read at load (a bundle of every public root is ~250 KiB).
+const MAX_CA_FILE: u64 = 4 << 20;
+
+/// A PEM file of certificates that must exist, be readable and parse. Only
+/// regular files are read (a FIFO or a device would block or never end).
 pub(crate) fn check_pem_file(p: &Path) -> Result<(), String> {
+    use std::io::Read;
     check_absolute(p, "CA file")?;
-    let pem = std::fs::read(p).map_err(|e| {
+    let cannot = |e: &dyn std::fmt::Display| {
         format!(
             "cannot read CA file {}: {e} (create it or fix the path)",
             p.display()
         )
-    })?;
+    };
+    let meta = std::fs::metadata(p).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
+    if meta.len() > MAX_CA_FILE {
+        return Err(cannot(&format!(
+            "larger than {} MiB, not a CA bundle",
+            MAX_CA_FILE >> 20
+        )));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(MAX_CA_FILE).read_to_end(&mut pem))
+        .map_err(|e| cannot(&e))?;
     crate::cert::parse_pem_chain(&pem, &p.display().to_string())
         .map(|_| ())
         .map_err(|e| format!("{e} (the file must hold PEM certificates)"))

@@ -296,3 +296,23 @@ fn missing_table_keys_point_at_their_table_header() {
     assert_eq!((line, col), (3, 1));
     assert!(msg.contains("needs url"), "{msg}");
 }
+
+#[test]
+fn ca_files_must_be_regular_pem_files() {
+    let d = tempfile::tempdir().unwrap();
+    let junk = d.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    for (path, want) in [
+        ("/dev/zero".to_string(), "not a regular file"),
+        (d.path().display().to_string(), "not a regular file"),
+        (junk.display().to_string(), "PEM"),
+        ("ca.pem".to_string(), "relative path"),
+    ] {
+        let (line, col, msg) = err(&format!("[acme]\nca_bundle = \"{path}\"\n"));
+        assert_eq!((line, col), (2, 13), "{msg}");
+        assert!(msg.contains(want), "{path}: {msg}");
+    }
+    let ok = ca_file(d.path());
+    let c = parse(&format!("[probe]\nca_file = \"{}\"\n", ok.display())).unwrap();
+    assert_eq!(c.probe.ca_file.as_deref(), Some(ok.as_path()));
+}
