@@ -245,7 +245,7 @@ async fn session_inner(
                             // Another node holds the lock: it is ordering, or
                             // it died and its lease expires within lease_ttl.
                             // Look again then, not at the next scheduled check.
-                            let again = tokio::time::Instant::now() + cc.lease_ttl.get_ref().0 + cc.request_timeout.0;
+                            let again = tokio::time::Instant::now() + cc.lease_ttl.get_ref().get() + cc.request_timeout.get();
                             next_check = next_check.min(again);
                             tracing::info!(lineage = %name, "cluster: another node holds the lineage's lock; checking again in {:?}", again - tokio::time::Instant::now());
                         }
