@@ -60,3 +60,42 @@ pub async fn alerts(config: &Config) {
         Err(e) => tracing::error!("alerts: {e}"),
     }
 }
+
+/// Reads the alert state (without its lock: it is replaced atomically) into
+/// the metrics: queued deliveries per configured channel and open alerts.
+pub fn record_alerts(config: &Config, metrics: &Shared) {
+    let path = crate::store::Store::new(&config.store)
+        .state_dir()
+        .join(crate::alert::STATE_FILE);
+    let state = match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<crate::alert::AlertState>(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the alert state {} for metrics: {e}",
+                    path.display()
+                );
+                return;
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::alert::AlertState::default(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the alert state {} for metrics: {e}",
+                path.display()
+            );
+            return;
+        }
+    };
+    let Ok(mut m) = metrics.lock() else { return };
+    m.alert_queue = config
+        .alert
+        .channels
+        .iter()
+        .map(|c| {
+            let depth = state.queue.get(&c.name).map_or(0, Vec::len);
+            (c.name.clone(), depth)
+        })
+        .collect();
+    m.alerts_open = Some(state.open().count());
+}

@@ -19,14 +19,24 @@ pub struct Metrics {
     pub last_success: BTreeMap<&'static str, i64>,
     /// Extra pre-rendered series (probe results), keyed by metric name.
     pub series: BTreeMap<String, Series>,
+    /// Alert deliveries queued per configured channel (0 when none).
+    pub alert_queue: BTreeMap<String, usize>,
+    /// Open alerts, when the alert state was read.
+    pub alerts_open: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct CertificateMetric {
     pub not_after: i64,
     pub not_before: i64,
+    /// Serial (hex, colon-separated) and issuer of the live certificate.
+    pub serial: String,
+    pub issuer: String,
     /// Result of the last renewal attempt in this daemon's life (None: none attempted).
     pub last_renewal_ok: Option<bool>,
+    /// Unix time of the last renewal that succeeded / failed in this daemon's life.
+    pub last_success_at: Option<i64>,
+    pub last_failure_at: Option<i64>,
 }
 
 /// A metric family: help text and samples (labels, value).
@@ -66,59 +76,90 @@ fn family(out: &mut String, name: &str, help: &str, samples: &[(Vec<(String, Str
     }
 }
 
-/// The Prometheus text exposition of `m` at unix time `now`.
-pub fn render(m: &Metrics, now: i64) -> String {
+type Samples = Vec<(Vec<(String, String)>, f64)>;
+
+/// The Prometheus text exposition of `m`. Every time is an absolute Unix
+/// time in seconds and every duration is in seconds: time left is computed
+/// in PromQL (`certkeep_certificate_not_after_timestamp_seconds - time()`).
+pub fn render(m: &Metrics) -> String {
     let mut out = String::new();
     let name = |n: &str| vec![("name".to_string(), n.to_string())];
-    let certs: Vec<_> = m.certificates.iter().collect();
+    let which = |n: &str, c: &CertificateMetric| {
+        vec![
+            ("name".to_string(), n.to_string()),
+            ("serial".to_string(), c.serial.clone()),
+            ("issuer".to_string(), c.issuer.clone()),
+        ]
+    };
+    let certs: Vec<_> = m
+        .certificates
+        .iter()
+        .filter(|(_, c)| c.not_after != 0)
+        .collect();
     family(
         &mut out,
         "certkeep_certificate_not_after_timestamp_seconds",
-        "Expiry of the live certificate of each lineage (unix time).",
+        "Expiry (notAfter) of the live certificate of each lineage, Unix time.",
         &certs
             .iter()
-            .map(|(n, c)| (name(n), c.not_after as f64))
-            .collect::<Vec<_>>(),
+            .map(|(n, c)| (which(n, c), c.not_after as f64))
+            .collect::<Samples>(),
     );
     family(
         &mut out,
-        "certkeep_certificate_days_left",
-        "Days until the live certificate of each lineage expires.",
+        "certkeep_certificate_not_before_timestamp_seconds",
+        "Start of validity (notBefore) of the live certificate of each lineage, Unix time.",
         &certs
             .iter()
-            .map(|(n, c)| (name(n), ((c.not_after - now) as f64 / 86_400.0).floor()))
-            .collect::<Vec<_>>(),
+            .map(|(n, c)| (which(n, c), c.not_before as f64))
+            .collect::<Samples>(),
     );
     family(
         &mut out,
         "certkeep_certificate_lifetime_seconds",
-        "Total lifetime of the live certificate of each lineage.",
+        "Total lifetime (notAfter - notBefore) of the live certificate of each lineage.",
         &certs
             .iter()
             .map(|(n, c)| (name(n), (c.not_after - c.not_before) as f64))
-            .collect::<Vec<_>>(),
+            .collect::<Samples>(),
     );
+    let all: Vec<_> = m.certificates.iter().collect();
     family(
         &mut out,
         "certkeep_renewal_last_success",
-        "1 if the last renewal attempt of the lineage succeeded, 0 if it failed.",
-        &certs
-            .iter()
+        "1 if the last renewal attempt of the lineage succeeded, 0 if it failed (absent before the first attempt).",
+        &all.iter()
             .filter_map(|(n, c)| {
                 c.last_renewal_ok
                     .map(|ok| (name(n), if ok { 1.0 } else { 0.0 }))
             })
-            .collect::<Vec<_>>(),
+            .collect::<Samples>(),
     );
-    let job = |j: &str| vec![("job".to_string(), j.to_string())];
+    family(
+        &mut out,
+        "certkeep_renewal_last_success_timestamp_seconds",
+        "When a renewal of the lineage last succeeded, Unix time.",
+        &all.iter()
+            .filter_map(|(n, c)| c.last_success_at.map(|t| (name(n), t as f64)))
+            .collect::<Samples>(),
+    );
+    family(
+        &mut out,
+        "certkeep_renewal_last_failure_timestamp_seconds",
+        "When a renewal of the lineage last failed, Unix time.",
+        &all.iter()
+            .filter_map(|(n, c)| c.last_failure_at.map(|t| (name(n), t as f64)))
+            .collect::<Samples>(),
+    );
+    let job = |j: &str| vec![("job_name".to_string(), j.to_string())];
     family(
         &mut out,
         "certkeep_last_run_timestamp_seconds",
-        "When each job last ran (unix time).",
+        "When each job (renew, probe) last ran, Unix time.",
         &m.last_run
             .iter()
             .map(|(j, (t, _))| (job(j), *t as f64))
-            .collect::<Vec<_>>(),
+            .collect::<Samples>(),
     );
     family(
         &mut out,
@@ -127,16 +168,33 @@ pub fn render(m: &Metrics, now: i64) -> String {
         &m.last_run
             .iter()
             .map(|(j, (_, ok))| (job(j), if *ok { 1.0 } else { 0.0 }))
-            .collect::<Vec<_>>(),
+            .collect::<Samples>(),
     );
     family(
         &mut out,
         "certkeep_last_success_timestamp_seconds",
-        "When each job last succeeded (unix time).",
+        "When each job last succeeded, Unix time.",
         &m.last_success
             .iter()
             .map(|(j, t)| (job(j), *t as f64))
-            .collect::<Vec<_>>(),
+            .collect::<Samples>(),
+    );
+    family(
+        &mut out,
+        "certkeep_alert_queue_depth",
+        "Alert deliveries queued (not yet delivered) per channel.",
+        &m.alert_queue
+            .iter()
+            .map(|(c, n)| (vec![("channel".to_string(), c.clone())], *n as f64))
+            .collect::<Samples>(),
+    );
+    family(
+        &mut out,
+        "certkeep_alerts_open",
+        "Alerts open (notified and not resolved).",
+        &m.alerts_open
+            .map(|n| vec![(Vec::new(), n as f64)])
+            .unwrap_or_default(),
     );
     for (n, s) in &m.series {
         family(&mut out, n, &s.help, &s.samples);
@@ -180,9 +238,8 @@ pub async fn serve(listener: TcpListener, metrics: Shared) {
             let (status, body, ctype) = if head.starts_with("GET ")
                 && (path == "/metrics" || path.starts_with("/metrics?"))
             {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 let body = match metrics.lock() {
-                    Ok(m) => render(&m, now),
+                    Ok(m) => render(&m),
                     Err(_) => String::new(),
                 };
                 ("200 OK", body, "text/plain; version=0.0.4; charset=utf-8")
@@ -204,18 +261,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_certificates_runs_and_series() {
+    fn renders_certificates_runs_alerts_and_series() {
         let mut m = Metrics::default();
         m.certificates.insert(
             "web".into(),
             CertificateMetric {
                 not_after: 1_000_000 + 10 * 86_400 + 5,
                 not_before: 1_000_000 - 80 * 86_400,
+                serial: "0a:1b".into(),
+                issuer: "CN=Test \"CA\"".into(),
                 last_renewal_ok: Some(false),
+                last_success_at: Some(900_000),
+                last_failure_at: Some(1_000_000),
             },
         );
         m.last_run.insert("renew", (1_000_000, true));
         m.last_success.insert("renew", 1_000_000);
+        m.alert_queue.insert("am".into(), 2);
+        m.alerts_open = Some(3);
         m.series.insert(
             "certkeep_probe_success".into(),
             Series {
@@ -223,28 +286,27 @@ mod tests {
                 samples: vec![(vec![("target".into(), "a\"b".into())], 1.0)],
             },
         );
-        let text = render(&m, 1_000_000);
-        assert!(
-            text.contains(
-                "certkeep_certificate_not_after_timestamp_seconds{name=\"web\"} 1864005\n"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("certkeep_certificate_days_left{name=\"web\"} 10\n"),
-            "{text}"
-        );
-        assert!(text.contains("certkeep_renewal_last_success{name=\"web\"} 0\n"));
-        assert!(text.contains("certkeep_last_run_success{job=\"renew\"} 1\n"));
-        assert!(
-            text.contains("certkeep_probe_success{target=\"a\\\"b\"} 1\n"),
-            "{text}"
-        );
-        assert!(text.contains("# TYPE certkeep_certificate_days_left gauge\n"));
+        let text = render(&m);
+        for want in [
+            "certkeep_certificate_not_after_timestamp_seconds{name=\"web\",serial=\"0a:1b\",issuer=\"CN=Test \\\"CA\\\"\"} 1864005\n",
+            "certkeep_certificate_not_before_timestamp_seconds{name=\"web\",serial=\"0a:1b\",issuer=\"CN=Test \\\"CA\\\"\"} -5912000\n",
+            "certkeep_certificate_lifetime_seconds{name=\"web\"} 7776005\n",
+            "certkeep_renewal_last_success{name=\"web\"} 0\n",
+            "certkeep_renewal_last_success_timestamp_seconds{name=\"web\"} 900000\n",
+            "certkeep_renewal_last_failure_timestamp_seconds{name=\"web\"} 1000000\n",
+            "certkeep_last_run_success{job_name=\"renew\"} 1\n",
+            "certkeep_alert_queue_depth{channel=\"am\"} 2\n",
+            "certkeep_alerts_open 3\n",
+            "certkeep_probe_success{target=\"a\\\"b\"} 1\n",
+            "# TYPE certkeep_certificate_not_after_timestamp_seconds gauge\n",
+        ] {
+            assert!(text.contains(want), "{want} not in\n{text}");
+        }
+        assert!(!text.contains("days"), "{text}");
     }
 
     #[test]
     fn empty_families_are_left_out() {
-        assert_eq!(render(&Metrics::default(), 0), "");
+        assert_eq!(render(&Metrics::default()), "");
     }
 }

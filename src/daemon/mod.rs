@@ -184,6 +184,7 @@ impl Running {
                 Kind::Probe => jobs::probe(&config, &metrics).await,
                 Kind::Alerts => jobs::alerts(&config).await,
             }
+            jobs::record_alerts(&config, &metrics);
             release_memory();
             let _ = done.send(kind);
         }));
@@ -253,6 +254,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
         alerts: next_alerts(&config, now),
     };
     jobs::refresh_certificates(&config, &metrics);
+    jobs::record_alerts(&config, &metrics);
     tracing::info!(
         renew_schedule = %config.daemon.renew_schedule,
         probe_schedule = %config.daemon.probe_schedule,

@@ -16,21 +16,35 @@ fn verdict_value(v: Verdict) -> f64 {
 
 type Labels = Vec<(String, String)>;
 
+/// `target` (as configured) and `address` (the IP probed; empty when the
+/// probe did not get that far).
 fn target(r: &ProbeReport) -> Labels {
-    vec![("target".to_string(), r.target.clone())]
+    vec![
+        ("target".to_string(), r.target.clone()),
+        ("address".to_string(), r.address.clone().unwrap_or_default()),
+    ]
 }
 
-/// Every probe series for `reports`, by metric name.
+fn with(mut l: Labels, more: &[(&str, &str)]) -> Labels {
+    for (k, v) in more {
+        l.push((k.to_string(), v.to_string()));
+    }
+    l
+}
+
+/// Every probe series for `reports`, by metric name. Times are Unix
+/// seconds, durations seconds.
 pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
     let mut success = Vec::new();
     let mut verdict = Vec::new();
     let mut checks = Vec::new();
-    let mut expiry = Vec::new();
+    let mut not_after = Vec::new();
+    let mut not_before = Vec::new();
     let mut earliest = Vec::new();
-    let mut days = Vec::new();
     let mut versions = Vec::new();
     let mut hsts = Vec::new();
     let mut duration = Vec::new();
+    let mut served = Vec::new();
     for r in reports {
         let t = target(r);
         success.push((
@@ -44,25 +58,37 @@ pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
         verdict.push((t.clone(), verdict_value(r.verdict)));
         duration.push((t.clone(), r.duration_ms as f64 / 1000.0));
         for c in &r.checks {
-            let mut l = t.clone();
-            l.push(("check".into(), c.name.to_string()));
-            checks.push((l, verdict_value(c.verdict)));
+            checks.push((
+                with(t.clone(), &[("check", c.name)]),
+                verdict_value(c.verdict),
+            ));
         }
         if let Some(c) = &r.certificate {
-            expiry.push((t.clone(), c.not_after.unix_timestamp() as f64));
-            earliest.push((t.clone(), c.earliest_expiry.unix_timestamp() as f64));
-            let mut l = t.clone();
-            l.push(("certificate".into(), c.expires_first.clone()));
-            days.push((l, c.days_left as f64));
+            let which = with(t.clone(), &[("serial", &c.serial), ("issuer", &c.issuer)]);
+            not_after.push((which.clone(), c.not_after.unix_timestamp() as f64));
+            not_before.push((which, c.not_before.unix_timestamp() as f64));
+            earliest.push((
+                with(t.clone(), &[("certificate", &c.expires_first)]),
+                c.earliest_expiry.unix_timestamp() as f64,
+            ));
+        }
+        if let Some(st) = &r.stored {
+            if st.error.is_none() && st.version.is_some() {
+                served.push((
+                    with(t.clone(), &[("name", &st.certificate)]),
+                    if st.matches { 1.0 } else { 0.0 },
+                ));
+            }
         }
         for (name, o) in crate::probe::config::ProtocolName::ALL
             .iter()
             .zip(&r.protocols.0)
         {
             if let Some(acc) = o.accepted() {
-                let mut l = t.clone();
-                l.push(("version".into(), name.as_str().to_string()));
-                versions.push((l, if acc { 1.0 } else { 0.0 }));
+                versions.push((
+                    with(t.clone(), &[("version", name.as_str())]),
+                    if acc { 1.0 } else { 0.0 },
+                ));
             }
         }
         if let Some(h) = &r.hsts {
@@ -79,7 +105,11 @@ pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
     vec![
         (
             "certkeep_probe_success".into(),
-            s("1 if the endpoint could be probed.", success),
+            s("1 if the endpoint could be probed (the round reached it), 0 if not.", success),
+        ),
+        (
+            "certkeep_probe_duration_seconds".into(),
+            s("How long the probe of the endpoint took.", duration),
         ),
         (
             "certkeep_probe_verdict".into(),
@@ -97,33 +127,33 @@ pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
         ),
         (
             "certkeep_probe_ssl_leaf_not_after_timestamp_seconds".into(),
-            s("Expiry of the served leaf (unix time).", expiry),
+            s("Expiry (notAfter) of the served leaf certificate, Unix time.", not_after),
         ),
         (
-            "certkeep_probe_ssl_earliest_cert_expiry".into(),
+            "certkeep_probe_ssl_leaf_not_before_timestamp_seconds".into(),
+            s("Start of validity (notBefore) of the served leaf certificate, Unix time.", not_before),
+        ),
+        (
+            "certkeep_probe_ssl_earliest_cert_expiry_timestamp_seconds".into(),
             s(
-                "Earliest expiry among the served leaf and intermediates (unix time).",
+                "Earliest expiry among the served leaf and intermediates, Unix time (blackbox_exporter's probe_ssl_earliest_cert_expiry); label certificate: leaf or intermediate.",
                 earliest,
             ),
         ),
         (
-            "certkeep_probe_ssl_days_left".into(),
+            "certkeep_probe_served_certificate_current".into(),
             s(
-                "Whole days until the first certificate of the served chain expires; label certificate: leaf or intermediate.",
-                days,
+                "1 if the endpoint serves the newest stored version of lineage name, 0 if an older serial (renewed but not deployed).",
+                served,
             ),
         ),
         (
             "certkeep_probe_tls_version_accepted".into(),
-            s("1 if the endpoint accepts this TLS version.", versions),
+            s("1 if the endpoint accepts this TLS version (tls1.0 .. tls1.3), 0 if it refuses it.", versions),
         ),
         (
             "certkeep_probe_http_hsts_max_age_seconds".into(),
             s("HSTS max-age served (0 when absent).", hsts),
-        ),
-        (
-            "certkeep_probe_duration_seconds".into(),
-            s("How long the probe took.", duration),
         ),
     ]
 }
@@ -134,7 +164,7 @@ mod tests {
     use crate::probe::{ProbeReport, Protocols};
 
     #[test]
-    fn days_left_follow_the_first_certificate_to_expire() {
+    fn earliest_expiry_follows_the_first_certificate_to_expire() {
         let r = ProbeReport {
             target: "https://a.example".into(),
             host: "a.example".into(),
@@ -154,16 +184,18 @@ mod tests {
         };
         let all = series(&[r]);
         let get = |name: &str| &all.iter().find(|(n, _)| n == name).unwrap().1.samples;
-        let days = get("certkeep_probe_ssl_days_left");
-        assert_eq!(days.len(), 1);
-        assert_eq!(days[0].1, 10.0);
-        assert!(days[0]
+        let earliest = get("certkeep_probe_ssl_earliest_cert_expiry_timestamp_seconds");
+        assert_eq!(earliest.len(), 1);
+        assert!(earliest[0]
             .0
             .contains(&("certificate".to_string(), "intermediate".to_string())));
         // The earliest expiry is the intermediate's, the leaf's own stays.
-        assert_eq!(
-            get("certkeep_probe_ssl_earliest_cert_expiry")[0].1,
-            1_768_089_600.0
+        assert_eq!(earliest[0].1, 1_768_089_600.0);
+        let leaf = &get("certkeep_probe_ssl_leaf_not_after_timestamp_seconds")[0];
+        assert!(leaf.0.iter().any(|(k, _)| k == "serial"), "{leaf:?}");
+        assert!(
+            leaf.0.contains(&("address".to_string(), String::new())),
+            "{leaf:?}"
         );
         assert_eq!(
             get("certkeep_probe_ssl_leaf_not_after_timestamp_seconds")[0].1,

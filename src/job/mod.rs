@@ -24,13 +24,15 @@ pub fn refresh_certificates(config: &Config, metrics: &Shared) {
     for c in &config.certificates {
         match store.current(c.name()) {
             Ok(Some(cur)) => {
-                let last = m.certificates.get(c.name()).and_then(|x| x.last_renewal_ok);
+                let prev = m.certificates.get(c.name()).cloned().unwrap_or_default();
                 fresh.insert(
                     c.name().to_string(),
                     CertificateMetric {
                         not_after: cur.leaf.not_after.unix_timestamp(),
                         not_before: cur.leaf.not_before.unix_timestamp(),
-                        last_renewal_ok: last,
+                        serial: cur.leaf.serial.clone(),
+                        issuer: cur.leaf.issuer.clone(),
+                        ..prev
                     },
                 );
             }

@@ -69,17 +69,16 @@ pub async fn renewal_check(
     let check = RenewalCheck { outcome, alerts };
     if let Some(metrics) = metrics {
         if let (Ok(o), Ok(mut m)) = (&check.outcome, metrics.lock()) {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
             for r in &o.renewed {
-                m.certificates
-                    .entry(r.name.clone())
-                    .or_default()
-                    .last_renewal_ok = Some(true);
+                let c = m.certificates.entry(r.name.clone()).or_default();
+                c.last_renewal_ok = Some(true);
+                c.last_success_at = Some(now);
             }
             for f in &o.failed {
-                m.certificates
-                    .entry(f.name.clone())
-                    .or_default()
-                    .last_renewal_ok = Some(false);
+                let c = m.certificates.entry(f.name.clone()).or_default();
+                c.last_renewal_ok = Some(false);
+                c.last_failure_at = Some(now);
             }
         }
         super::refresh_certificates(config, metrics);

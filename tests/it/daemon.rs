@@ -31,6 +31,47 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The value of the first sample whose line starts with `prefix`.
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `promtool check metrics` (Prometheus's own linter) on a live /metrics:
+/// no problem reported at all.
+fn check_metrics_with_promtool(metrics: &str) {
+    if !common::have("promtool") {
+        return;
+    }
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {report}\n{metrics}"
+    );
+}
+
 #[test]
 fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
     let Some(bed) = Bed::start(PebbleOptions::default()) else {
@@ -130,25 +171,51 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
         get_metrics().contains("certkeep_probe_success")
     });
     let metrics = get_metrics();
-    assert!(
-        metrics.contains(&format!(
-            "certkeep_probe_success{{target=\"https://site.test:{site_port}\"}} 1"
-        )),
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("certkeep_probe_success{{target=\"https://site.test:{site_port}\",address=")
+        ),
+        Some(1.0),
         "{metrics}"
     );
-    assert!(
-        metrics.contains(&format!(
-            "certkeep_probe_success{{target=\"https://refused.test:{refused_port}\"}} 0"
-        )),
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!(
+                "certkeep_probe_success{{target=\"https://refused.test:{refused_port}\",address="
+            )
+        ),
+        Some(0.0),
         "{metrics}"
     );
+    // The served leaf says which certificate it is; times are absolute.
+    let site_expiry = sample(
+        &metrics,
+        &format!("certkeep_probe_ssl_leaf_not_after_timestamp_seconds{{target=\"https://site.test:{site_port}\",address="),
+    )
+    .expect("leaf not-after");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // The test CA's leaf is valid for 89 more days (a day's margin each way).
+    assert!(
+        (site_expiry - now - 89.0 * 86_400.0).abs() < 86_400.0,
+        "{site_expiry} {now}"
+    );
+    assert!(
+        !metrics.contains("days"),
+        "durations are in seconds: {metrics}"
+    );
+    check_metrics_with_promtool(&metrics);
     // One refused endpoint does not make the probe job unhealthy.
     assert!(
-        metrics.contains("certkeep_last_run_success{job=\"probe\"} 1"),
+        metrics.contains("certkeep_last_run_success{job_name=\"probe\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("certkeep_last_success_timestamp_seconds{job=\"probe\"}"),
+        metrics.contains("certkeep_last_success_timestamp_seconds{job_name=\"probe\"}"),
         "{metrics}"
     );
     assert!(
@@ -163,11 +230,11 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
         log.lock().unwrap()
     );
     assert!(
-        metrics.contains("certkeep_certificate_not_after_timestamp_seconds{name=\"d1\"}"),
+        metrics.contains("certkeep_certificate_not_after_timestamp_seconds{name=\"d1\",serial=\""),
         "{metrics}"
     );
     assert!(
-        metrics.contains("certkeep_last_run_success{job=\"renew\"} 1"),
+        metrics.contains("certkeep_last_run_success{job_name=\"renew\"} 1"),
         "{metrics}"
     );
 

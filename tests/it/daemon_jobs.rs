@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::silent::SilentPeer;
 
-/// `certkeep_last_run_timestamp_seconds{job="<job>"}` from the metrics text.
+/// `certkeep_last_run_timestamp_seconds{job_name="<job>"}` from the metrics text.
 fn last_run(metrics: &str, job: &str) -> Option<i64> {
-    let prefix = format!("certkeep_last_run_timestamp_seconds{{job=\"{job}\"}} ");
+    let prefix = format!("certkeep_last_run_timestamp_seconds{{job_name=\"{job}\"}} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
