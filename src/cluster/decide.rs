@@ -261,6 +261,16 @@ pub fn plan_shared(
     )
 }
 
+/// Whether etcd, unreachable since `since`, has been out of reach long
+/// enough to alert (`since` None: it answers).
+pub fn unreachable_alert(
+    since: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    bound: Duration,
+) -> bool {
+    since.is_some_and(|s| now - s >= bound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,5 +639,21 @@ mod tests {
                 at: datetime!(2026-03-02 0:00 UTC)
             }
         );
+    }
+
+    #[test]
+    fn etcd_unreachable_alerts_only_after_the_bound() {
+        let bound = Duration::minutes(5);
+        assert!(!unreachable_alert(None, T0, bound));
+        assert!(!unreachable_alert(
+            Some(T0),
+            T0 + Duration::minutes(5) - Duration::seconds(1),
+            bound
+        ));
+        assert!(unreachable_alert(
+            Some(T0),
+            T0 + Duration::minutes(5),
+            bound
+        ));
     }
 }

@@ -92,19 +92,70 @@ async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node:
     let token = crate::shutdown::global();
     let mut pause = Duration::from_secs(1);
     let started = OffsetDateTime::now_utc();
+    let mut reach = Reach::default();
     loop {
-        match session(&config, &settings, &keys, &key, &node, started).await {
+        match session(&config, &settings, &keys, &key, &node, started, &mut reach).await {
             End::Stopped => return,
             End::Fatal(e) => {
                 tracing::error!("cluster: {e}");
                 return;
             }
             End::Retry(e) => {
+                reach.failed(&config, &e).await;
                 tracing::warn!("cluster: {e}; retrying in {pause:?}");
                 if token.sleep(pause).await.is_err() {
                     return;
                 }
                 pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Key of the "etcd unreachable for too long" alert (local alert state:
+/// the shared one is out of reach then).
+pub const UNREACHABLE_KEY: &str = "cluster:etcd:reachable";
+
+/// Since when etcd has been out of reach, and whether that was alerted.
+#[derive(Debug, Default)]
+struct Reach {
+    since: Option<OffsetDateTime>,
+    alerted: bool,
+}
+
+impl Reach {
+    async fn failed(&mut self, config: &Config, error: &str) {
+        let now = OffsetDateTime::now_utc();
+        let since = *self.since.get_or_insert(now);
+        let Some(cc) = &config.cluster else { return };
+        let bound =
+            time::Duration::try_from(cc.unreachable_alert_after.get()).unwrap_or(time::Duration::MAX);
+        if !super::decide::unreachable_alert(Some(since), now, bound) {
+            return;
+        }
+        let p = crate::alert::Problem::new(
+            UNREACHABLE_KEY,
+            crate::alert::Severity::Critical,
+            "etcd has been unreachable",
+        )
+        .detail("since", crate::renew::plan::date(since))
+        .detail("error", error.to_string())
+        .detail(
+            "problem",
+            "this node serves what it has on disk, orders nothing and deploys nothing until etcd answers",
+        );
+        match crate::alert::report(config, vec![p], &[]).await {
+            Ok(_) => self.alerted = true,
+            Err(e) => tracing::error!("cluster: cannot record the etcd alert: {e}"),
+        }
+    }
+
+    async fn reached(&mut self, config: &Config) {
+        self.since = None;
+        if self.alerted {
+            match crate::alert::report(config, vec![], &[UNREACHABLE_KEY.to_string()]).await {
+                Ok(_) => self.alerted = false,
+                Err(e) => tracing::error!("cluster: cannot record the etcd alert: {e}"),
             }
         }
     }
@@ -130,6 +181,7 @@ fn log_results(results: &[(String, Synced)]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     config: &Config,
     settings: &Settings,
@@ -137,12 +189,14 @@ async fn session(
     key: &SealKey,
     node: &str,
     started: OffsetDateTime,
+    reach: &mut Reach,
 ) -> End {
-    match session_inner(config, settings, keys, key, node, started).await {
+    match session_inner(config, settings, keys, key, node, started, reach).await {
         Ok(end) | Err(end) => end,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session_inner(
     config: &Config,
     settings: &Settings,
@@ -150,6 +204,7 @@ async fn session_inner(
     key: &SealKey,
     node: &str,
     started: OffsetDateTime,
+    reach: &mut Reach,
 ) -> Result<End, End> {
     let token = crate::shutdown::global();
     let Some(cc) = &config.cluster else {
@@ -157,6 +212,7 @@ async fn session_inner(
     };
     let etcd = Etcd::connect(settings).await?;
     check_meta(&etcd, keys, key).await?;
+    reach.reached(config).await;
     let lease = etcd.grant(cc.lease_ttl.get_ref().get()).await?;
     let beat = Heartbeat {
         certkeep_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -1016,3 +1016,72 @@ fn a_node_killed_mid_order_is_taken_over_after_its_lease_expires() {
     }
     drop(daemons);
 }
+
+/// etcd goes away under a running node: the node keeps its lineage as it
+/// is and alerts once the outage passes `unreachable_alert_after`, once.
+#[test]
+fn an_etcd_outage_changes_nothing_local_and_alerts_after_the_bound() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some((bed, key_file)) = cluster_bed_with(&etcd, "confirm = false") else {
+        return;
+    };
+    common::assert_exit(&bed.certkeep(&["cluster", "init"]), 0);
+    let runtime = rt();
+    let receiver = runtime.block_on(common::http_receiver::Receiver::start(vec![]));
+    bed.write_config(&format!(
+        "{}\n[alert]\nresolve_after_checks = 1\n\n[[alert.channel]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{}\"\n\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"/ck/test\"\nnode = \"n1\"\nencryption_key_file = \"{}\"\nlease_ttl = \"4s\"\nrequest_timeout = \"1s\"\nconnect_timeout = \"1s\"\nunreachable_alert_after = \"3s\"\n",
+        bed.cert_block("site", &["site.test", "www.site.test"], "confirm = false"),
+        receiver.url("/hook"),
+        etcd.endpoint,
+        key_file.display()
+    ));
+    let log = bed.dir.path().join("daemon.log");
+    let _daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the node's deploy report", Duration::from_secs(30), || {
+        report_of(&etcd).is_some()
+    });
+    let before = live_target(&bed);
+    let serial = live_serial(&bed);
+    // etcd goes away (SIGKILL); its data dir goes with it.
+    let endpoint = etcd.endpoint.clone();
+    drop(etcd);
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Bound 3 s, retries back off up to 30 s: 60 s bounds a hang.
+    let start = std::time::Instant::now();
+    while receiver.requests().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no alert within 60 s\n{}",
+            daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let firing = receiver.requests()[0].json();
+    assert_eq!(firing["status"], "firing", "{firing}");
+    assert_eq!(
+        firing["alerts"][0]["labels"]["key"],
+        "cluster:etcd:reachable"
+    );
+    assert!(
+        firing.to_string().contains("etcd has been unreachable"),
+        "{firing}"
+    );
+    assert!(firing.to_string().contains(&endpoint), "{firing}");
+    // Nothing local changed.
+    assert_eq!(live_target(&bed), before);
+    assert_eq!(live_serial(&bed), serial);
+    // Retries continue (1 s, 2 s, 4 s ...): none of them notifies again.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(receiver.requests().len(), 1, "one alert, not one per retry");
+}
