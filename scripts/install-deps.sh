@@ -10,13 +10,15 @@
 #   client crate's build runs protoc on etcd's .proto files, which import
 #   Google's well-known protos), prometheus (promtool: checks /metrics and
 #   the shipped alert rules), prometheus-alertmanager (the Alertmanager
-#   channel's peer) and chromium (headless, for the status page).
+#   channel's peer), chromium (headless, for the status page), lintian and
+#   man-db (the Debian package's checks, scripts/test-package.sh).
 # Debian 12's pebble is 2.4 (no ARI); Debian 13's 2.6 is fetched through the
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(nginx-light sslscan certbot lego curl openssl python3 systemd hyperfine time bc ca-certificates
-  etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager chromium)
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager chromium
+  lintian man-db)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
