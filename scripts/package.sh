@@ -10,8 +10,8 @@
 #   apt install ./target/debian/certkeep_*.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! cargo deb --version >/dev/null 2>&1; then
-    cargo install cargo-deb --locked
+if ! cargo deb --version 2>/dev/null | grep -q "^cargo-deb 3\.8\."; then
+    cargo install cargo-deb --version 3.8.0 --locked
 fi
 out=target/package
 rm -rf "$out"
