@@ -24,6 +24,7 @@ mod probe_alerts;
 mod probe_hostile;
 mod probe_matrix;
 mod probe_sslscan;
+mod prometheus_rules;
 mod renew;
 mod renew_alerts;
 mod secrets;
