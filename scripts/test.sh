@@ -42,6 +42,9 @@ check_leftovers() {
 }
 
 cargo fmt --all -- --check
+# Every test, script and kept output docs/claims.md names must exist.
+python3 scripts/check-claims.py
+python3 scripts/check-docs.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked --quiet
 scripts/verify-units.sh "$PWD/target/debug/certkeep"

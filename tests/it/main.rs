@@ -7,6 +7,7 @@ mod alerts;
 mod alerts_alertmanager;
 mod alerts_email;
 mod cluster;
+mod claims;
 mod cluster_bed;
 mod commands;
 mod config;
