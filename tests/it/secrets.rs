@@ -176,7 +176,15 @@ fn alert_secrets_stay_out_of_a_traced_failed_renewal() {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // One server offers only AUTH PLAIN, the other only AUTH LOGIN, so the
+    // password travels in both base64 forms.
     let smtp = rt.block_on(smtp::SmtpServer::start(smtp::Options {
+        mechanisms: "PLAIN",
+        credentials: Some(("certkeep".into(), SMTP_PASSWORD.into())),
+        ..Default::default()
+    }));
+    let smtp_login = rt.block_on(smtp::SmtpServer::start(smtp::Options {
+        mechanisms: "LOGIN",
         credentials: Some(("certkeep".into(), SMTP_PASSWORD.into())),
         ..Default::default()
     }));
@@ -208,6 +216,17 @@ username = "certkeep"
 password_file = {pw:?}
 
 [[alert.channel]]
+name = "mail-login"
+type = "email"
+from = "certkeep <certkeep@example.test>"
+to = ["ops@example.test"]
+smtp_host = "127.0.0.1"
+smtp_port = {login_port}
+tls = "none"
+username = "certkeep"
+password_file = {pw:?}
+
+[[alert.channel]]
 name = "hook"
 type = "webhook"
 url = {url:?}
@@ -220,6 +239,7 @@ webroot = {elsewhere:?}
 confirm = false
 "#,
         port = smtp.port,
+        login_port = smtp_login.port,
         url = hook.url("/hook"),
     ));
     let mut outputs = Vec::new();
@@ -232,10 +252,34 @@ confirm = false
         outputs.push(out);
     }
     // The secrets did reach the servers, so the check below means something.
-    assert_eq!(
-        smtp.mails()[0].auth.as_ref().map(|a| a.1.clone()),
-        Some(SMTP_PASSWORD.to_string())
-    );
+    for (server, mechanism) in [(&smtp, "PLAIN"), (&smtp_login, "LOGIN")] {
+        let mails = server.mails();
+        assert!(!mails.is_empty(), "no mail over AUTH {mechanism}");
+        assert_eq!(
+            mails[0].auth.clone(),
+            Some((
+                "certkeep".to_string(),
+                SMTP_PASSWORD.to_string(),
+                mechanism.to_string()
+            )),
+            "AUTH {mechanism}"
+        );
+    }
+    // The password as the AUTH commands carry it: PLAIN sends
+    // base64("\0user\0password") (some clients repeat the user as the
+    // authorization identity), LOGIN base64("password") on its own line.
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let b64_unpadded = |s: &str| base64::engine::general_purpose::STANDARD_NO_PAD.encode(s);
+    let plain = format!("\0certkeep\0{SMTP_PASSWORD}");
+    let plain_authz = format!("certkeep\0certkeep\0{SMTP_PASSWORD}");
+    let encoded = [
+        b64(&plain),
+        b64_unpadded(&plain),
+        b64(&plain_authz),
+        b64_unpadded(&plain_authz),
+        b64(SMTP_PASSWORD),
+        b64_unpadded(SMTP_PASSWORD),
+    ];
     assert_eq!(hook.requests()[0].header("authorization"), Some(BEARER));
     for out in &outputs {
         let all = format!(
@@ -250,7 +294,8 @@ confirm = false
             "trace logging was on:\n{}",
             text(out)
         );
-        for secret in [SMTP_PASSWORD, BEARER, "renew-t0ken-do-not-log"] {
+        let literal = [SMTP_PASSWORD, BEARER, "renew-t0ken-do-not-log"];
+        for secret in literal.iter().copied().chain(encoded.iter().map(|s| s.as_str())) {
             assert!(
                 !all.contains(secret),
                 "{secret} in the output:\n{}",
