@@ -25,13 +25,20 @@ fn openssl(args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The serial of a certificate file as openssl prints it, in certkeep's
-/// notation (lowercase hex, no leading zeros).
+/// The serial of a certificate file as openssl prints it (whole bytes of
+/// hex), lowercased as the docs promise.
 fn openssl_serial(cert: &Path) -> String {
     let s = openssl(&["x509", "-noout", "-serial"], cert);
-    let hex = s.trim().trim_start_matches("serial=").to_lowercase();
-    let t = hex.trim_start_matches('0');
-    if t.is_empty() { "0" } else { t }.to_string()
+    s.trim().trim_start_matches("serial=").to_lowercase()
+}
+
+/// `notAfter` of a certificate file as openssl reads it.
+fn openssl_not_after(cert: &Path) -> chrono::DateTime<chrono::Utc> {
+    let end = openssl(&["x509", "-noout", "-enddate"], cert);
+    let end = end.trim().trim_start_matches("notAfter=");
+    chrono::NaiveDateTime::parse_from_str(end, "%b %e %H:%M:%S %Y GMT")
+        .unwrap_or_else(|e| panic!("openssl enddate {end:?}: {e}"))
+        .and_utc()
 }
 
 /// The public key of a private key file, as openssl derives it (PEM).
@@ -101,16 +108,17 @@ fn renew_json_has_every_documented_key() {
     assert_eq!(r["version"], 2, "{v}");
     let cert = bed.store.join("live/jr/cert.pem");
     assert_eq!(r["serial"], openssl_serial(&cert), "{v}");
-    let end = openssl(&["x509", "-noout", "-enddate"], &cert);
-    let end = end.trim().trim_start_matches("notAfter=");
-    let end = chrono::NaiveDateTime::parse_from_str(end, "%b %e %H:%M:%S %Y GMT")
-        .expect("openssl enddate")
-        .and_utc();
-    let not_after = chrono::DateTime::parse_from_rfc3339(r["not_after"].as_str().expect("not_after"))
-        .expect("RFC 3339");
+    let end = openssl_not_after(&cert);
+    let not_after =
+        chrono::DateTime::parse_from_rfc3339(r["not_after"].as_str().expect("not_after"))
+            .expect("RFC 3339");
     assert_eq!(not_after, end, "{v}");
     assert!(r["reason"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
-    assert_eq!(v["not_due"], serde_json::json!([]), "--cert selects jr only: {v}");
+    assert_eq!(
+        v["not_due"],
+        serde_json::json!([]),
+        "--cert selects jr only: {v}"
+    );
 
     // A dry run: `dry_run` true and `version` null.
     let out = bed.certkeep(&["renew", "--dry-run", "--cert", "jr", "--json"]);
@@ -134,7 +142,9 @@ fn renew_json_has_every_documented_key() {
     assert_eq!(f["name"], "jr", "{v}");
     assert_eq!(f["domains"], serde_json::json!(["jr.test"]), "{v}");
     assert!(
-        f["error"].as_str().is_some_and(|e| e.contains("self-check")),
+        f["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("self-check")),
         "{v}"
     );
     assert_eq!(
@@ -153,8 +163,16 @@ fn certificates_json_keys_and_rsa_3072_4096_issuance() {
     };
     bed.write_config(&format!(
         "{}{}",
-        bed.cert_block("r3", &["r3.test", "www.r3.test"], "confirm = false\nkey_type = \"rsa3072\""),
-        bed.cert_block("r4", &["r4.test"], "confirm = false\nkey_type = \"rsa4096\"")
+        bed.cert_block(
+            "r3",
+            &["r3.test", "www.r3.test"],
+            "confirm = false\nkey_type = \"rsa3072\""
+        ),
+        bed.cert_block(
+            "r4",
+            &["r4.test"],
+            "confirm = false\nkey_type = \"rsa4096\""
+        )
     ));
     assert_exit(&bed.certkeep(&["issue", "--all"]), 0);
     let all = listing(&bed);
@@ -209,9 +227,23 @@ fn certificates_json_keys_and_rsa_3072_4096_issuance() {
             l["issuer"].as_str().is_some_and(|i| i.contains(&cn)),
             "issuer {cn}: {l}"
         );
-        assert!(is_rfc3339(&l["not_before"]) && is_rfc3339(&l["not_after"]), "{l}");
+        assert!(
+            is_rfc3339(&l["not_before"]) && is_rfc3339(&l["not_after"]),
+            "{l}"
+        );
+        // Whole days until openssl's notAfter, rounded down (a day
+        // boundary passing between the two readings allows one less).
         let days = l["days_left"].as_i64().expect("days_left");
-        assert!((88..=90).contains(&days), "Pebble's 90-day certificate: {l}");
+        let want = (openssl_not_after(&cert) - chrono::Utc::now()).num_days();
+        assert!(
+            days == want || days == want - 1,
+            "days_left {days}, openssl says {want}: {l}"
+        );
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(l["not_after"].as_str().unwrap()).unwrap(),
+            openssl_not_after(&cert),
+            "{l}"
+        );
         assert_eq!(l["version"], 1, "{l}");
         for (k, f) in [
             ("cert_path", "cert.pem"),
@@ -224,7 +256,11 @@ fn certificates_json_keys_and_rsa_3072_4096_issuance() {
         assert_eq!(l["configured"], true, "{l}");
     }
     // A lineage the config no longer names is listed with `configured` false.
-    bed.write_config(&bed.cert_block("r3", &["r3.test", "www.r3.test"], "confirm = false\nkey_type = \"rsa3072\""));
+    bed.write_config(&bed.cert_block(
+        "r3",
+        &["r3.test", "www.r3.test"],
+        "confirm = false\nkey_type = \"rsa3072\"",
+    ));
     let all = listing(&bed);
     let r4 = all.iter().find(|l| l["name"] == "r4").expect("r4 listed");
     assert_eq!(r4["configured"], false, "{r4}");
@@ -305,7 +341,10 @@ fn webroot_map_serves_each_domain_from_its_own_webroot() {
         &["x509", "-noout", "-ext", "subjectAltName"],
         &bed.store.join("live/mapped/cert.pem"),
     );
-    assert!(san.contains("DNS:a.test") && san.contains("DNS:b.test"), "{san}");
+    assert!(
+        san.contains("DNS:a.test") && san.contains("DNS:b.test"),
+        "{san}"
+    );
     // The token files were removed afterwards from both webroots.
     for w in [&bed.webroot, &other] {
         let dir = w.join(".well-known/acme-challenge");
@@ -391,7 +430,10 @@ fn failing_pre_hook_cancels_orders_and_post_hook_gets_renewed_lineages() {
         assert!(link.ends_with("cert1.pem"), "{}", link.display());
     }
     let log = std::fs::read_to_string(bed.dir.path().join("post.log")).unwrap_or_default();
-    assert_eq!(log, "|p1.test p2.test\n", "post hook after the cancelled run");
+    assert_eq!(
+        log, "|p1.test p2.test\n",
+        "post hook after the cancelled run"
+    );
 
     // Pre hook fixed: both renewed; RENEWED_LINEAGES lists both live/ dirs.
     std::fs::remove_file(bed.dir.path().join("post.log")).ok();
@@ -432,7 +474,11 @@ fn certkeep_config_environment_variable_names_the_file() {
         "file:line:col of the env's file: {err}"
     );
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, format!("store = \"{}\"\n", dir.path().join("s").display())).unwrap();
+    std::fs::write(
+        &good,
+        format!("store = \"{}\"\n", dir.path().join("s").display()),
+    )
+    .unwrap();
     assert_exit(&run(&good), 0);
 }
 
@@ -488,7 +534,11 @@ fn run_exit_codes() {
         "store = \"{}\"\n[daemon]\nrenew_at_start = false\nrenew_schedule = \"0 0 0 1 1 * 2099\"\nprobe_schedule = \"0 0 0 1 1 * 2099\"\n",
         dir.path().join("s").display()
     );
-    std::fs::write(&cfg, format!("{head}metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{head}metrics_listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
     let (out, _) = common::certkeep_within(&cfg, &["run"], bound);
     assert_exit(&out, 1);
     assert!(
@@ -499,7 +549,11 @@ fn run_exit_codes() {
     drop(taken);
 
     let port = common::free_port();
-    std::fs::write(&cfg, format!("{head}metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{head}metrics_listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
     let mut child = common::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_certkeep"))
             .arg("--config")
@@ -521,7 +575,10 @@ fn run_exit_codes() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "no exit within {bound:?} of SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit within {bound:?} of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0), "{status:?}");
@@ -630,4 +687,54 @@ fn daemon_memory_stays_bounded_over_probe_rounds() {
     );
     drop(child);
     drop(huge);
+}
+
+/// `[acme.eab] hmac_key_env`: the HMAC key comes from the environment.
+/// Pebble requires external account binding, so issuance succeeds only when
+/// certkeep read the key from the variable; without the variable the error
+/// names it.
+#[test]
+fn eab_hmac_key_from_the_environment() {
+    use base64::Engine;
+    let mut raw = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut raw).unwrap();
+    let hmac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let Some(bed) = Bed::start(PebbleOptions {
+        eab: Some(("kid-env".into(), hmac.clone())),
+        ..PebbleOptions::default()
+    }) else {
+        return;
+    };
+    bed.write_config(&format!(
+        "\n[acme.eab]\nkey_id = \"kid-env\"\nhmac_key_env = \"CERTKEEP_TEST_EAB_HMAC\"\n{}",
+        bed.cert_block("eab", &["eab.test"], "confirm = false")
+    ));
+    let run = |value: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_certkeep"));
+        c.arg("--config")
+            .arg(&bed.config)
+            .args(["issue", "eab"])
+            .env_remove("RUST_LOG")
+            .env_remove("CERTKEEP_TEST_EAB_HMAC");
+        if let Some(v) = value {
+            c.env("CERTKEEP_TEST_EAB_HMAC", v);
+        }
+        c.output().expect("run certkeep")
+    };
+    let out = run(None);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out).contains("CERTKEEP_TEST_EAB_HMAC"),
+        "names the variable: {}",
+        text(&out)
+    );
+    assert!(!bed.store.join("live/eab").exists());
+    let out = run(Some(&hmac));
+    assert_exit(&out, 0);
+    assert!(!text(&out).contains(&hmac), "the key in the output");
+    let san = openssl(
+        &["x509", "-noout", "-ext", "subjectAltName"],
+        &bed.store.join("live/eab/cert.pem"),
+    );
+    assert!(san.contains("DNS:eab.test"), "{san}");
 }

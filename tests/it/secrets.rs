@@ -295,7 +295,11 @@ confirm = false
             text(out)
         );
         let literal = [SMTP_PASSWORD, BEARER, "renew-t0ken-do-not-log"];
-        for secret in literal.iter().copied().chain(encoded.iter().map(|s| s.as_str())) {
+        for secret in literal
+            .iter()
+            .copied()
+            .chain(encoded.iter().map(|s| s.as_str()))
+        {
             assert!(
                 !all.contains(secret),
                 "{secret} in the output:\n{}",
