@@ -128,7 +128,14 @@ fn rate_limit_retry_after_is_honoured() {
         "the next request came {gap:?} after a 429 with Retry-After: 2:\n{}",
         show(&log)
     );
-    assert!(gap < Duration::from_secs(6), "{gap:?}:\n{}", show(&log));
+    // Retry-After: 2 is the wait (no back-off on top); the margin is for
+    // the retry's own request to reach the proxy on a busy machine.
+    let margin = Duration::from_millis(1500);
+    assert!(
+        gap < Duration::from_secs(2) + margin,
+        "{gap:?}, over Retry-After 2 s + {margin:?}:\n{}",
+        show(&log)
+    );
 }
 
 #[test]
@@ -168,10 +175,13 @@ fn unreachable_ca_fails_within_the_budget_and_keeps_serving() {
     let out = bed.certkeep(&["renew", "--force"]);
     let took = t.elapsed();
     assert_exit(&out, 1);
-    // Budget 5 s, plus one connect timeout at most.
+    // Every retry stays within the 5 s budget (docs/renewal.md); the margin
+    // is for process start and the last refused connection on a busy
+    // 2-core machine, not for any retry.
+    let (budget, margin) = (Duration::from_secs(5), Duration::from_secs(3));
     assert!(
-        took < Duration::from_secs(20),
-        "took {took:?}: {}",
+        took < budget + margin,
+        "took {took:?}, over the {budget:?} budget + {margin:?}: {}",
         text(&out)
     );
     let stdout = format!(

@@ -13,8 +13,9 @@ use std::time::Duration;
 use common::silent::SilentPeer;
 use common::{assert_exit, certkeep_within, text, Bed, PebbleOptions};
 
-/// Slack for process start-up and a slow, shared test machine.
-const MARGIN: Duration = Duration::from_secs(15);
+/// Slack over the documented timeout for process start-up (a debug build)
+/// and a slow, shared 2-core test machine. Measured overshoot: under 1 s.
+const MARGIN: Duration = Duration::from_secs(5);
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -319,8 +320,9 @@ fn a_ca_certificate_that_does_not_verify_fails_at_once() {
         format!("{head}{}", bed.cert_block("v", &["v.test"], "")),
     )
     .unwrap();
-    // A couple of seconds, not the 120 s retry budget.
-    let (out, took) = certkeep_within(&bed.config, &["issue", "v"], secs(2) + MARGIN);
+    // At once (docs: "fails at once", measured under 1 s), not after the
+    // 120 s retry budget: 1 s plus the margin.
+    let (out, took) = certkeep_within(&bed.config, &["issue", "v"], secs(1) + MARGIN);
     assert_exit(&out, 1);
     let all = all_output(&out);
     assert!(all.contains("certificate"), "{}", text(&out));
@@ -392,7 +394,7 @@ async fn stalled_channels_cost_one_timeout_not_one_each() {
         &[],
     );
     let start = std::time::Instant::now();
-    let bound = secs(4) + secs(10);
+    let bound = secs(4) + MARGIN;
     let report = tokio::time::timeout(bound, alerter.flush(now))
         .await
         .unwrap_or_else(|_| panic!("flush still ran after {bound:?} (6 x 4 s would be 24 s)"))
@@ -446,7 +448,7 @@ async fn a_self_check_through_slow_redirects_ends_at_its_total_bound() {
         ca_bundle: None,
     };
     let start = std::time::Instant::now();
-    let bound = certkeep::webroot::SELF_CHECK_TOTAL + secs(10);
+    let bound = certkeep::webroot::SELF_CHECK_TOTAL + MARGIN;
     let r = tokio::time::timeout(
         bound,
         certkeep::webroot::self_check("slow.test", webroot.path(), &how),
