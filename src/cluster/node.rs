@@ -128,8 +128,8 @@ impl Reach {
         let now = OffsetDateTime::now_utc();
         let since = *self.since.get_or_insert(now);
         let Some(cc) = &config.cluster else { return };
-        let bound =
-            time::Duration::try_from(cc.unreachable_alert_after.get()).unwrap_or(time::Duration::MAX);
+        let bound = time::Duration::try_from(cc.unreachable_alert_after.get())
+            .unwrap_or(time::Duration::MAX);
         if !super::decide::unreachable_alert(Some(since), now, bound) {
             return;
         }

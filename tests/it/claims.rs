@@ -652,7 +652,9 @@ fn daemon_memory_stays_bounded_over_probe_rounds() {
             .ok()
             .and_then(|m| {
                 m.lines()
-                    .find(|l| l.starts_with("certkeep_last_run_timestamp_seconds{job=\"probe\"}"))
+                    .find(|l| {
+                        l.starts_with("certkeep_last_run_timestamp_seconds{job_name=\"probe\"}")
+                    })
                     .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             })
             .unwrap_or(0.0)
