@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use etcd_client::{
@@ -155,38 +156,68 @@ impl Etcd {
                 .to_string();
             opts = opts.with_user(user.clone(), pw);
         }
+        // etcd-client balances over every endpoint it is given and fails
+        // requests routed to a member that is down; so connect to one
+        // member at a time: the first (from a rotating start) that answers
+        // and has a leader. When it goes away, requests fail, the caller
+        // reconnects and the next member is tried.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = s.endpoints.len().max(1);
+        let first = NEXT.fetch_add(1, Ordering::Relaxed) % n;
+        let mut fallback = None;
+        let mut errors = Vec::new();
+        for i in 0..s.endpoints.len() {
+            let one = &s.endpoints[(first + i) % n];
+            match Self::connect_one(s, one, opts.clone()).await {
+                Ok((etcd, true)) => return Ok(etcd),
+                Ok((etcd, false)) => {
+                    errors.push(format!("{one}: member has no leader"));
+                    fallback.get_or_insert(etcd);
+                }
+                Err(e) => errors.push(format!("{one}: {e}")),
+            }
+        }
+        match fallback {
+            // No member has a leader: requests will fail until quorum
+            // returns, and say so themselves.
+            Some(mut etcd) => {
+                etcd.endpoints = endpoints;
+                Ok(etcd)
+            }
+            None => Err(EtcdError::Connect {
+                endpoints,
+                detail: errors.join("; "),
+            }),
+        }
+    }
+
+    /// Connects to one endpoint; the status request proves the connection
+    /// and tells whether the member has a leader.
+    async fn connect_one(
+        s: &Settings,
+        endpoint: &str,
+        opts: ConnectOptions,
+    ) -> Result<(Etcd, bool), String> {
         let bound = s.connect_timeout + s.request_timeout;
         let client =
-            match tokio::time::timeout(bound, Client::connect(&s.endpoints, Some(opts))).await {
+            match tokio::time::timeout(bound, Client::connect([endpoint], Some(opts))).await {
                 Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    return Err(EtcdError::Connect {
-                        endpoints,
-                        detail: e.to_string(),
-                    })
-                }
-                Err(_) => {
-                    return Err(EtcdError::Connect {
-                        endpoints,
-                        detail: format!("no answer within {bound:?}"),
-                    })
-                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no answer within {bound:?}")),
             };
         let etcd = Etcd {
             client,
             timeout: s.request_timeout,
-            endpoints,
+            endpoints: endpoint.to_string(),
         };
         // The member's status needs no key permission, so a user restricted
         // to its prefix can connect.
         let mut c = etcd.client.clone();
-        etcd.bounded(|| "a status request".to_string(), etcd.timeout, c.status())
+        let status = etcd
+            .bounded(|| "a status request".to_string(), etcd.timeout, c.status())
             .await
-            .map_err(|e| EtcdError::Connect {
-                endpoints: etcd.endpoints.clone(),
-                detail: e.to_string(),
-            })?;
-        Ok(etcd)
+            .map_err(|e| e.to_string())?;
+        Ok((etcd, status.leader() != 0))
     }
 
     pub fn request_timeout(&self) -> Duration {
