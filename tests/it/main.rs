@@ -9,6 +9,7 @@ mod alerts_email;
 mod claims;
 mod cluster;
 mod cluster_bed;
+mod cluster_e2e;
 mod commands;
 mod config;
 mod crash;
