@@ -12,6 +12,9 @@
 //! seconds after its notBefore (see `due_after`), so a test gets exactly one
 //! renewal per `D` seconds while every node checks every second.
 
+// Nodes, their names, ports and stores are parallel lists indexed by node.
+#![allow(clippy::needless_range_loop)]
+
 use crate::common;
 
 use std::collections::BTreeMap;
@@ -504,7 +507,7 @@ fn ten_lineages_through_the_balancer_are_each_ordered_once_and_served_by_every_n
                 "node {} lineage {n}",
                 NODES[i]
             );
-            assert_eq!(check_store(&node.store, n, NODES[i]), [serial.clone()]);
+            assert_eq!(check_store(&node.store, n, NODES[i]), [serial.as_str()]);
         }
     }
     c.stop_all();
