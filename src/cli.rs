@@ -135,6 +135,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the ACME profiles the configured CA offers, with their
+    /// descriptions, and whether each certificate's profile is offered.
+    /// Exit 1 when the CA cannot be reached or a required profile is not
+    /// offered.
+    Profiles {
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Take over certificates from another ACME client
     #[command(subcommand)]
     Import(ImportSource),

@@ -29,6 +29,8 @@ pub enum IssueError {
 pub struct Obtained {
     pub version: NewVersion,
     pub leaf: CertFacts,
+    /// The ACME profile the order asked for (None: the CA's default).
+    pub profile: Option<String>,
 }
 
 /// How a certificate is obtained: the settings that do not change per lineage.
@@ -134,10 +136,14 @@ impl Issuer<'_> {
             .map(|d| c.webroot_for(d).map(PathBuf::from).unwrap_or_default())
             .collect();
         let csr = keys::csr_der(&domains, &key)?;
+        let profile = self
+            .client
+            .choose_profile(c.name(), c.wanted_profile(&self.config.acme).as_ref())?;
         let request = OrderRequest {
             domains: &domains,
             webroots: &webroots,
             csr_der: &csr,
+            profile: profile.as_deref(),
             replaces,
             timeout: self.config.acme.order_timeout.get(),
             on_challenge,
@@ -162,7 +168,11 @@ impl Issuer<'_> {
                 "its public key is not the one in the request".into(),
             ));
         }
-        Ok(Obtained { version, leaf })
+        Ok(Obtained {
+            version,
+            leaf,
+            profile,
+        })
     }
 
     /// Obtains and stores a new version, moving the live links to it. Run
@@ -171,6 +181,9 @@ impl Issuer<'_> {
         let got = self.obtain(c, None, true).await?;
         let v = self.store.write_version(c.name(), &got.version)?;
         self.store.verify_version(c.name(), v)?;
+        let mut states = crate::renew::state::LineageStates::load(self.store)?;
+        states.ordered(c.name(), v, got.profile.as_deref());
+        states.save()?;
         self.store.activate(c.name(), v)?;
         Ok((v, got.leaf))
     }

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod keys;
 pub mod order;
+pub mod profile;
 pub mod retry;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub enum AcmeError {
     Order(String),
     #[error(transparent)]
     Key(#[from] keys::KeyError),
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileUnavailable),
     #[error("{what} at the CA ({directory}) was not retried: {source}")]
     Cancelled {
         what: String,
@@ -66,6 +69,39 @@ pub struct AcmeClient {
 }
 
 impl AcmeClient {
+    /// The profiles the CA's directory offers (`meta.profiles`), by name.
+    pub fn offered_profiles(&self) -> Vec<profile::Offered> {
+        let mut v: Vec<profile::Offered> = self
+            .account
+            .profiles()
+            .map(|p| profile::Offered {
+                name: p.name.to_string(),
+                description: p.description.to_string(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// The profile to order for `certificate` (None: the CA's default),
+    /// logging a warning when a preferred profile is not offered.
+    pub fn choose_profile(
+        &self,
+        certificate: &str,
+        wanted: Option<&profile::WantedProfile>,
+    ) -> Result<Option<String>, AcmeError> {
+        let c = profile::choose(
+            certificate,
+            wanted,
+            &self.offered_profiles(),
+            &self.directory,
+        )?;
+        if let Some(w) = &c.warning {
+            tracing::warn!("{w}");
+        }
+        Ok(c.profile)
+    }
+
     /// Loads the stored account for `directory`, or registers one. With
     /// `persist == false` (dry runs) a new account is kept in memory only.
     pub async fn connect(
@@ -88,7 +124,9 @@ impl AcmeClient {
                  read and change what the CA says; use https:// unless this is a test CA on this host"
             );
         }
-        let supports_ari = fetch_directory_retrying(&http, directory, retry_budget).await?;
+        let supports_ari = fetch_directory_retrying(&http, directory, retry_budget)
+            .await?
+            .ari;
         let retry_after = RetryAfter::default();
         let path = account_path(store, directory);
         let mut retrier = Retrier::new(retry_budget, retry_after.clone());
@@ -174,7 +212,7 @@ async fn fetch_directory_retrying(
     http: &reqwest::Client,
     directory: &str,
     budget: Duration,
-) -> Result<bool, AcmeError> {
+) -> Result<DirectoryInfo, AcmeError> {
     let deadline = Instant::now() + budget;
     let mut attempt = 0;
     loop {
@@ -211,11 +249,34 @@ pub fn plain_http(url: &str) -> bool {
 /// How a failed directory fetch may be retried (None: it may not).
 type DirectoryRetry = Option<(retry::Class, Option<Duration>)>;
 
-/// GETs the directory; returns whether it offers ARI.
+/// What certkeep reads from an ACME directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryInfo {
+    /// It advertises `renewalInfo` (RFC 9773).
+    pub ari: bool,
+    /// `meta.profiles`, sorted by name.
+    pub profiles: Vec<profile::Offered>,
+}
+
+/// Fetches the directory at `directory` (retrying within `retry_budget`)
+/// without touching the account: `certkeep profiles`.
+pub async fn directory_info(
+    cfg: &AcmeConfig,
+    directory: &str,
+    retry_budget: Duration,
+) -> Result<DirectoryInfo, AcmeError> {
+    let http = crate::net::client_builder(cfg.ca_bundle.as_deref())?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(HttpSetupError::from)?;
+    fetch_directory_retrying(&http, directory, retry_budget).await
+}
+
+/// GETs the directory.
 async fn fetch_directory(
     http: &reqwest::Client,
     directory: &str,
-) -> Result<bool, (AcmeError, DirectoryRetry)> {
+) -> Result<DirectoryInfo, (AcmeError, DirectoryRetry)> {
     let err = |detail: String| AcmeError::Directory {
         directory: directory.to_string(),
         detail,
@@ -277,7 +338,10 @@ async fn fetch_directory(
             None,
         ));
     }
-    Ok(v.get("renewalInfo").and_then(|u| u.as_str()).is_some())
+    Ok(DirectoryInfo {
+        ari: v.get("renewalInfo").and_then(|u| u.as_str()).is_some(),
+        profiles: profile::from_meta(&v),
+    })
 }
 
 /// `<store>/accounts/<host[:port]>/<path>/account.json`, like certbot's

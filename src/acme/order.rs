@@ -19,6 +19,9 @@ pub struct OrderRequest<'a> {
     pub webroots: &'a [PathBuf],
     /// DER certificate request.
     pub csr_der: &'a [u8],
+    /// ACME profile to ask for (None: the CA's default); see
+    /// [`AcmeClient::choose_profile`].
+    pub profile: Option<&'a str>,
     /// ARI: the certificate this one replaces.
     pub replaces: Option<CertificateIdentifier<'static>>,
     /// How long to wait for validation and issuance.
@@ -48,7 +51,11 @@ impl AcmeClient {
             .iter()
             .map(|d| Identifier::Dns(d.clone()))
             .collect();
-        let mut new_order = NewOrder::new(&identifiers);
+        let fresh = || match req.profile {
+            Some(p) => NewOrder::new(&identifiers).profile(p),
+            None => NewOrder::new(&identifiers),
+        };
+        let mut new_order = fresh();
         let mut with_replaces = false;
         if let Some(r) = &req.replaces {
             if self.supports_ari {
@@ -65,8 +72,10 @@ impl AcmeClient {
                 // match it: `replaces` is an optimisation, so order without it
                 // rather than fail every renewal of this lineage until it expires.
                 Err(instant_acme::Error::Api(p)) if with_replaces && drop_replaces(&p) => {
-                    tracing::info!("the CA refused `replaces` ({p}); ordering without it");
-                    new_order = NewOrder::new(&identifiers);
+                    tracing::warn!(
+                        "the CA refused `replaces` ({p}); ordering once more without it"
+                    );
+                    new_order = fresh();
                     with_replaces = false;
                 }
                 Err(e) => retrier.wait(e, "creating the order", dir).await?,

@@ -116,6 +116,12 @@ fn certificate_table(e: &Entry) -> Table {
     if e.reuse_key {
         t["reuse_key"] = value(true);
     }
+    if let Some(p) = &e.profile {
+        t["profile"] = value(p.name.as_str());
+        if p.mode != crate::acme::profile::ProfileMode::Preferred {
+            t["profile_mode"] = value(p.mode.to_string());
+        }
+    }
     if let Some(r) = &e.renew_before {
         t["renew_before"] = value(r.as_str());
     }

@@ -71,6 +71,8 @@ pub struct Entry {
     pub pre_hook: Option<String>,
     pub deploy_hook: Option<String>,
     pub post_hook: Option<String>,
+    /// certbot's `required_profile` or `preferred_profile`.
+    pub profile: Option<crate::acme::profile::WantedProfile>,
     /// The live version; certkeep's next one is the archive's highest + 1.
     pub version: u32,
     pub next_version: u32,
@@ -432,11 +434,7 @@ fn entry(
             "{name}: autorenew = False in certbot, but certkeep will renew it"
         ));
     }
-    if let Some(p) = &r.preferred_profile {
-        warnings.push(format!(
-            "{name}: preferred_profile = {p} is not carried over (certkeep asks for the CA's default profile)"
-        ));
-    }
+    let profile = profile_of(name, r, warnings);
     if let Some(c) = &r.preferred_chain {
         warnings.push(format!(
             "{name}: preferred_chain = {c:?} is not carried over (certkeep keeps the CA's default chain)"
@@ -467,10 +465,41 @@ fn entry(
         pre_hook: r.pre_hook.clone(),
         deploy_hook: r.deploy_hook.clone(),
         post_hook: r.post_hook.clone(),
+        profile,
         version,
         next_version,
         replaces: in_config,
     })
+}
+
+/// certbot's profile settings as certkeep's: `required_profile` (certbot
+/// fails the order without it) wins over `preferred_profile` (certbot falls
+/// back to the CA's default), as in certbot.
+fn profile_of(
+    name: &str,
+    r: &renewal::Renewal,
+    warnings: &mut Vec<String>,
+) -> Option<crate::acme::profile::WantedProfile> {
+    use crate::acme::profile::{ProfileMode, WantedProfile};
+    match (&r.required_profile, &r.preferred_profile) {
+        (Some(req), pref) => {
+            if let Some(p) = pref.as_ref().filter(|p| *p != req) {
+                warnings.push(format!(
+                    "{name}: both required_profile = {req} and preferred_profile = {p} are set; \
+                     certkeep requires {req}, as certbot does"
+                ));
+            }
+            Some(WantedProfile {
+                name: req.clone(),
+                mode: ProfileMode::Required,
+            })
+        }
+        (None, Some(p)) => Some(WantedProfile {
+            name: p.clone(),
+            mode: ProfileMode::Preferred,
+        }),
+        (None, None) => None,
+    }
 }
 
 /// The certificate's names with the subject's common name first, as certbot

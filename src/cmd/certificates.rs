@@ -29,6 +29,9 @@ pub struct Listing {
     pub serial: Option<String>,
     pub fingerprint_sha256: Option<String>,
     pub version: Option<u32>,
+    /// The ACME profile the current version was ordered with; null for the
+    /// CA's default profile or a version certkeep did not order.
+    pub profile: Option<String>,
     pub cert_path: String,
     pub chain_path: String,
     pub fullchain_path: String,
@@ -46,6 +49,15 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 /// itself cannot be read.
 pub fn list(store: &Store, config: &Config) -> Result<Vec<Listing>, crate::store::StoreError> {
     let now = OffsetDateTime::now_utc();
+    // Profiles are informational: an unreadable state file hides them (and
+    // says so) rather than the listing.
+    let states = match crate::renew::state::LineageStates::load(store) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("profiles not shown: {e}");
+            crate::renew::state::LineageStates::in_memory()
+        }
+    };
     let mut out = Vec::new();
     for name in store.lineage_names()? {
         let Some(inspection) = store.inspect(&name) else {
@@ -83,6 +95,12 @@ pub fn list(store: &Store, config: &Config) -> Result<Vec<Listing>, crate::store
                 .as_ref()
                 .map(|c| c.lineage.version)
                 .filter(|v| *v > 0),
+            profile: inspection.current.as_ref().and_then(|c| {
+                states
+                    .get(&name)
+                    .profile(c.lineage.version)
+                    .map(str::to_string)
+            }),
             cert_path: p("cert"),
             chain_path: p("chain"),
             fullchain_path: p("fullchain"),
@@ -169,6 +187,7 @@ pub fn run(config: &Config, json: bool) -> u8 {
             ("issuer", &l.issuer),
             ("key type", &l.key_type),
             ("serial", &l.serial),
+            ("profile", &l.profile),
         ] {
             if let Some(v) = v {
                 println!("  {:<10} {v}", format!("{label}:"));

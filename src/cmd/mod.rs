@@ -6,6 +6,7 @@ mod cluster;
 mod import;
 mod issue;
 mod probe;
+mod profiles;
 mod renew;
 mod revoke;
 
@@ -86,6 +87,10 @@ pub async fn run(cli: Cli) -> u8 {
         },
         Command::Certificates { json } => match load(&cli) {
             Ok(c) => certificates::run(&c, json),
+            Err(code) => code,
+        },
+        Command::Profiles { json } => match load(&cli) {
+            Ok(c) => profiles::run(&c, json).await,
             Err(code) => code,
         },
         Command::Import(ref source) => import::run(&cli.config, source),

@@ -22,7 +22,7 @@ pub use sections::{
 };
 pub use types::{
     parse_domain, parse_duration, validate_lineage_name, Command, Domain, Email, HostPort,
-    HumanDuration, KeyType, LineageName, RenewBefore, Secret, TimeLeft, Url,
+    HumanDuration, KeyType, LineageName, ProfileName, RenewBefore, Secret, TimeLeft, Url,
 };
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/certkeep/certkeep.toml";

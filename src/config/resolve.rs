@@ -270,6 +270,8 @@ fn resolve_acme(r: RawAcme, warnings: &mut Vec<Located>) -> Result<AcmeConfig, L
         email: r.email,
         eab,
         order_timeout: r.order_timeout.unwrap_or(HumanDuration::from_secs(120)),
+        profile: r.profile,
+        profile_mode: r.profile_mode,
     })
 }
 

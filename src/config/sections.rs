@@ -10,9 +10,11 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::types::{
-    Command, Domain, Email, HostPort, HumanDuration, KeyType, LineageName, Secret, TimeLeft, Url,
+    Command, Domain, Email, HostPort, HumanDuration, KeyType, LineageName, ProfileName, Secret,
+    TimeLeft, Url,
 };
 use super::{LETSENCRYPT_DIRECTORY, LETSENCRYPT_STAGING_DIRECTORY};
+pub use crate::acme::profile::{ProfileMode, WantedProfile};
 
 /// The whole file, before resolution.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +59,8 @@ pub(crate) struct RawAcme {
     pub email: Option<Email>,
     pub eab: Option<RawEab>,
     pub order_timeout: Option<HumanDuration>,
+    pub profile: Option<ProfileName>,
+    pub profile_mode: Option<ProfileMode>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +88,10 @@ pub struct AcmeConfig {
     pub eab: Option<EabConfig>,
     /// How long to wait for the CA to validate and issue one order.
     pub order_timeout: HumanDuration,
+    /// ACME profile for every certificate without its own `profile`.
+    pub profile: Option<ProfileName>,
+    /// Whether `profile` is "preferred" (default) or "required".
+    pub profile_mode: Option<ProfileMode>,
 }
 
 impl Default for AcmeConfig {
@@ -95,6 +103,8 @@ impl Default for AcmeConfig {
             email: None,
             eab: None,
             order_timeout: HumanDuration::from_secs(120),
+            profile: None,
+            profile_mode: None,
         }
     }
 }
@@ -293,9 +303,25 @@ pub struct CertificateConfig {
     pub pre_hook: Option<Command>,
     pub deploy_hook: Option<Command>,
     pub post_hook: Option<Command>,
+    /// ACME profile to order with (default: `[acme] profile`).
+    pub profile: Option<ProfileName>,
+    /// "preferred" or "required" (default: `[acme] profile_mode`, else
+    /// "preferred").
+    pub profile_mode: Option<ProfileMode>,
 }
 
 impl CertificateConfig {
+    /// The profile this certificate's orders ask for: its own `profile`, or
+    /// `[acme] profile`; its own `profile_mode`, or `[acme] profile_mode`,
+    /// or preferred.
+    pub fn wanted_profile(&self, acme: &AcmeConfig) -> Option<WantedProfile> {
+        let name = self.profile.as_ref().or(acme.profile.as_ref())?;
+        Some(WantedProfile {
+            name: name.as_str().to_string(),
+            mode: self.profile_mode.or(acme.profile_mode).unwrap_or_default(),
+        })
+    }
+
     pub fn name(&self) -> &str {
         self.name.get_ref().as_str()
     }

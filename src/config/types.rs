@@ -8,6 +8,30 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// An ACME profile name as the CA's directory lists it: 1 to 64 visible
+/// ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileName(String);
+
+impl ProfileName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ProfileName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(serde::de::Error::custom(format!(
+                "profile {s:?} is not a profile name (1 to 64 visible ASCII characters, as the \
+                 CA's directory lists them: run `certkeep profiles`)"
+            )));
+        }
+        Ok(ProfileName(s))
+    }
+}
+
 /// A duration written like "90s", "15m", "24h", "30d".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct HumanDuration(Duration);

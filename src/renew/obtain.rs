@@ -32,6 +32,9 @@ pub(super) struct Staged<'a> {
     pub serial: String,
     pub not_after: OffsetDateTime,
     pub reason: Reason,
+    /// The ACME profile it was ordered with (None: the CA's default, or a
+    /// version ordered by an earlier run).
+    pub profile: Option<String>,
 }
 
 impl Staged<'_> {
@@ -211,6 +214,7 @@ pub(super) async fn obtain_all<'a>(
                 serial: new.leaf.serial,
                 not_after: new.leaf.not_after,
                 reason,
+                profile: new.profile,
             }),
             Err(e) => got.failed.push(failed(c, cur, Failure::Store(e))),
         }

@@ -150,6 +150,7 @@ pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     out.renewed.extend(got.dry_run);
     for s in &got.staged {
         ari_state.remove(s.cert.name());
+        states.ordered(s.cert.name(), s.version, s.profile.as_deref());
     }
     staged.extend(got.staged);
 
@@ -304,6 +305,7 @@ fn plan_work<'a>(
                     serial: facts.serial,
                     not_after: facts.not_after,
                     reason: Reason::NotServed { version },
+                    profile: None,
                 }));
                 continue;
             }

@@ -2,7 +2,9 @@
 //! `<store>/state/lineages.json`: the version last confirmed served, a
 //! version stored but not served (every later run deploys it again, without a
 //! new order, and fails until it is served), and the serial `certkeep revoke`
-//! revoked (the next run replaces it whatever the ARI window says).
+//! revoked (the next run replaces it whatever the ARI window says), and the
+//! ACME profile each stored version was ordered with (`certkeep
+//! certificates` shows it).
 //!
 //! Unlike the ARI windows this is not a cache: a file that cannot be read
 //! stops the run (with the path and what to do) rather than forgetting a
@@ -15,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::store::{atomic, io_err, Store, StoreError};
+
+/// How many versions' profiles are kept per lineage.
+const KEEP_PROFILES: usize = 8;
 
 /// File name under `<store>/state/`.
 pub const FILE: &str = "lineages.json";
@@ -30,6 +35,10 @@ pub struct LineageState {
     /// Serial (lowercase hex) of a certificate revoked with `certkeep revoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_serial: Option<String>,
+    /// The ACME profile each version was ordered with, by version; a
+    /// version ordered with the CA's default profile is absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<u32, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +56,12 @@ impl LineageState {
     pub fn redeploy(&self, live: Option<u32>) -> Option<u32> {
         let p = self.pending.as_ref()?;
         (p.version >= live.unwrap_or(0)).then_some(p.version)
+    }
+
+    /// The profile `version` was ordered with (None: the CA's default, or
+    /// ordered before profiles were recorded).
+    pub fn profile(&self, version: u32) -> Option<&str> {
+        self.profiles.get(&version).map(String::as_str)
     }
 
     /// Whether `serial` is the certificate `certkeep revoke` revoked.
@@ -136,6 +151,24 @@ impl LineageStates {
         self.update(name, |s| s.pending = None);
     }
 
+    /// `version` of `name` was ordered with `profile` (None: the CA's
+    /// default). Only the last few versions are remembered.
+    pub fn ordered(&mut self, name: &str, version: u32, profile: Option<&str>) {
+        self.update(name, |s| {
+            match profile {
+                Some(p) => {
+                    s.profiles.insert(version, p.to_string());
+                }
+                None => {
+                    s.profiles.remove(&version);
+                }
+            }
+            while s.profiles.len() > KEEP_PROFILES {
+                s.profiles.pop_first();
+            }
+        });
+    }
+
     /// `serial`, the current certificate of `name`, was revoked.
     pub fn revoked(&mut self, name: &str, serial: &str) {
         self.update(name, |s| s.revoked_serial = Some(serial.to_string()));
@@ -186,6 +219,32 @@ mod tests {
         let s = LineageStates::load(&store).unwrap();
         assert_eq!(s.get("a").redeploy(Some(1)), None);
         assert_eq!(s.get("a").served, Some(2));
+    }
+
+    #[test]
+    fn profiles_are_kept_per_version_and_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path());
+        let mut s = LineageStates::load(&store).unwrap();
+        s.ordered("a", 1, Some("classic"));
+        s.ordered("a", 2, None);
+        s.ordered("a", 3, Some("shortlived"));
+        s.save().unwrap();
+        let s = LineageStates::load(&store).unwrap();
+        let a = s.get("a");
+        assert_eq!(a.profile(1), Some("classic"));
+        assert_eq!(a.profile(2), None);
+        assert_eq!(a.profile(3), Some("shortlived"));
+        let text = std::fs::read_to_string(d.path().join("state").join(FILE)).unwrap();
+        assert!(text.contains("\"3\": \"shortlived\""), "{text}");
+        let mut s = s;
+        for v in 4..20 {
+            s.ordered("a", v, Some("tlsserver"));
+        }
+        let a = s.get("a");
+        assert_eq!(a.profiles.len(), KEEP_PROFILES);
+        assert_eq!(a.profile(19), Some("tlsserver"));
+        assert_eq!(a.profile(3), None);
     }
 
     #[test]

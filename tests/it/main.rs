@@ -26,6 +26,7 @@ mod probe_alerts;
 mod probe_hostile;
 mod probe_matrix;
 mod probe_sslscan;
+mod profiles;
 mod prometheus_rules;
 mod renew;
 mod renew_alerts;

@@ -44,8 +44,35 @@ pub struct Seen {
     pub status: u16,
 }
 
+/// One new-order request the proxy saw, read from its JWS payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrderSeen {
+    /// The `profile` field, if the client sent one.
+    pub profile: Option<String>,
+    /// Whether the client sent `replaces` (ARI).
+    pub replaces: bool,
+    /// The identifiers' values.
+    pub identifiers: Vec<String>,
+    /// Status the client got.
+    pub status: u16,
+}
+
+/// An ACME problem the proxy answers instead of forwarding.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// Problem type after `urn:ietf:params:acme:error:`.
+    pub kind: String,
+    pub status: u16,
+    pub detail: String,
+}
+
 struct State {
     fault: Fault,
+    /// Profiles (name, description) put in the directory's `meta.profiles`.
+    profiles: Option<Vec<(String, String)>>,
+    /// Answered to the next new-order requests that carry `replaces`.
+    refuse_replaces: Vec<Refusal>,
+    orders: Vec<NewOrderSeen>,
     /// Faults apply only to requests whose path contains this (all when None).
     only: Option<String>,
     log: Vec<Seen>,
@@ -154,6 +181,9 @@ impl FaultProxy {
         let own_base = format!("https://127.0.0.1:{port}");
         let state = Arc::new(Mutex::new(State {
             fault: Fault::Pass,
+            profiles: None,
+            refuse_replaces: Vec::new(),
+            orders: Vec::new(),
             only: None,
             log: Vec::new(),
         }));
@@ -199,6 +229,33 @@ impl FaultProxy {
         let mut s = self.state.lock().unwrap();
         s.fault = fault;
         s.only = only.map(str::to_string);
+    }
+
+    /// Makes the directory advertise these profiles (name, description) in
+    /// `meta.profiles`, as a CA with the profiles extension does. New-order
+    /// requests are forwarded unchanged: Pebble 2.6 knows no profiles and,
+    /// decoding JSON as Go does, ignores the unknown `profile` field, so
+    /// the order is the CA's default whatever was asked (a request cannot be
+    /// changed without the account key to sign it again). What the client
+    /// asked for is in [`FaultProxy::orders`].
+    pub fn advertise_profiles(&self, profiles: &[(&str, &str)]) {
+        self.state.lock().unwrap().profiles = Some(
+            profiles
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect(),
+        );
+    }
+
+    /// Answers each of the next new-order requests that carry `replaces`
+    /// with one of these problems, in order, instead of forwarding them.
+    pub fn refuse_replaces(&self, refusals: Vec<Refusal>) {
+        self.state.lock().unwrap().refuse_replaces = refusals;
+    }
+
+    /// Every new-order request seen so far.
+    pub fn orders(&self) -> Vec<NewOrderSeen> {
+        self.state.lock().unwrap().orders.clone()
     }
 
     /// Every request seen so far.
@@ -287,9 +344,46 @@ impl Ctx {
         });
     }
 
+    /// Puts the advertised profiles into a directory document.
+    fn with_profiles(&self, body: Vec<u8>) -> Vec<u8> {
+        let Some(profiles) = self.state.lock().unwrap().profiles.clone() else {
+            return body;
+        };
+        let mut dir: serde_json::Value = serde_json::from_slice(&body).expect("directory JSON");
+        let map: serde_json::Map<String, serde_json::Value> = profiles
+            .into_iter()
+            .map(|(n, d)| (n, serde_json::Value::String(d)))
+            .collect();
+        dir["meta"]["profiles"] = serde_json::Value::Object(map);
+        serde_json::to_vec(&dir).expect("directory JSON")
+    }
+
     fn rewrite(&self, s: &str) -> String {
         s.replace(&self.upstream_base, &self.own_base)
     }
+}
+
+/// Reads a new-order request's JWS payload.
+fn read_new_order(body: &[u8]) -> Option<NewOrderSeen> {
+    use base64::Engine;
+    let jws: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jws["payload"].as_str()?)
+        .ok()?;
+    let p: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    Some(NewOrderSeen {
+        profile: p["profile"].as_str().map(str::to_string),
+        replaces: p.get("replaces").is_some(),
+        identifiers: p["identifiers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["value"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        status: 0,
+    })
 }
 
 fn countdown(next: Fault, n: u32) -> Fault {
@@ -337,7 +431,28 @@ where
         let mut body = vec![0u8; len];
         stream.read_exact(&mut body).await?;
 
-        let (status, rsp_headers, rsp_body) = match ctx.action(&path) {
+        let new_order = (method == "POST" && path == "/order-plz")
+            .then(|| read_new_order(&body))
+            .flatten();
+        let refusal = new_order.as_ref().filter(|o| o.replaces).and_then(|_| {
+            let mut s = ctx.state.lock().unwrap();
+            (!s.refuse_replaces.is_empty()).then(|| s.refuse_replaces.remove(0))
+        });
+        let action = match refusal {
+            Some(r) => Action::Answer(
+                r.status,
+                vec![("Content-Type".into(), "application/problem+json".into())],
+                serde_json::json!({
+                    "type": format!("urn:ietf:params:acme:error:{}", r.kind),
+                    "detail": r.detail,
+                    "status": r.status,
+                })
+                .to_string()
+                .into_bytes(),
+            ),
+            None => ctx.action(&path),
+        };
+        let (status, rsp_headers, rsp_body) = match action {
             Action::Close => {
                 ctx.record(at, &method, &path, 0);
                 return Ok(());
@@ -386,10 +501,19 @@ where
                     Ok(s) => ctx.rewrite(s).into_bytes(),
                     Err(_) => b.to_vec(),
                 };
+                let b = if method == "GET" && path == "/dir" {
+                    ctx.with_profiles(b)
+                } else {
+                    b
+                };
                 (status, h, b)
             }
         };
         ctx.record(at, &method, &path, status);
+        if let Some(mut o) = new_order {
+            o.status = status;
+            ctx.state.lock().unwrap().orders.push(o);
+        }
         write_response(stream.get_mut(), status, &rsp_headers, &rsp_body).await?;
     }
 }
