@@ -6,7 +6,7 @@ faults table in docs/reliability.md. Exit 1 with one line per problem.
 
 Names, in backticks:
   `area::test`            fn test in tests/it/area.rs
-  `src/x.rs::test`        fn test in that file (likewise tests/...)
+  `src/x.rs::test`        fn test in that file (likewise tests/, xtask/)
   `a::b::test`            fn test somewhere under src/ (unit-test paths)
   `scripts/x`, `docs/..`  a file that exists"""
 import os, re, sys
@@ -35,7 +35,7 @@ def check_name(tok, areas, srcs):
     """None when `tok` is not a reference; else (ok, what)."""
     if tok.startswith(("scripts/", "docs/bench/")):
         return os.path.exists(os.path.join(ROOT, tok)), "file"
-    m = re.match(r"^((?:src|tests)/[\w/]+\.rs)::(\w+)$", tok)
+    m = re.match(r"^((?:src|tests|xtask)/[\w/]+\.rs)::(\w+)$", tok)
     if m:
         path, name = m.groups()
         if not os.path.exists(os.path.join(ROOT, path)):
