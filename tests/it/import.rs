@@ -557,3 +557,64 @@ fn import_from_another_ca_sets_the_dry_run_directory() {
         "https://ca.test/dir"
     );
 }
+
+#[test]
+fn certbot_profiles_are_carried_over() {
+    let d = common::open_tempdir();
+    let etc = d.path().join("letsencrypt");
+    let params = "[renewalparams]\nauthenticator = webroot\nserver = https://ca.test/dir\nwebroot_path = /var/www/certbot,\nkey_type = ecdsa\n";
+    fake_lineage(
+        &etc,
+        "pref",
+        &["pref.test"],
+        &format!("{params}preferred_profile = tlsserver\n"),
+    );
+    fake_lineage(
+        &etc,
+        "req",
+        &["req.test"],
+        &format!("{params}required_profile = shortlived\n"),
+    );
+    fake_lineage(
+        &etc,
+        "both",
+        &["both.test"],
+        &format!("{params}required_profile = shortlived\npreferred_profile = classic\n"),
+    );
+    fake_lineage(&etc, "none", &["none.test"], params);
+    let cfg = d.path().join("certkeep.toml");
+    std::fs::write(&cfg, HEAD).unwrap();
+    let from = etc.display().to_string();
+    let out = common::certkeep(&cfg, &["import", "certbot", "--from", &from, "--write"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out).contains(
+            "both: both required_profile = shortlived and preferred_profile = classic are set; certkeep requires shortlived"
+        ),
+        "{}",
+        text(&out)
+    );
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    let config = Config::parse(&written, &cfg).unwrap();
+    let wanted = |n: &str| {
+        config
+            .certificate(n)
+            .unwrap()
+            .wanted_profile(&config.acme)
+            .map(|w| (w.name, w.mode.to_string()))
+    };
+    assert_eq!(
+        wanted("pref"),
+        Some(("tlsserver".into(), "preferred".into()))
+    );
+    assert_eq!(
+        wanted("req"),
+        Some(("shortlived".into(), "required".into()))
+    );
+    assert_eq!(
+        wanted("both"),
+        Some(("shortlived".into(), "required".into()))
+    );
+    assert_eq!(wanted("none"), None);
+    assert!(written.contains("profile_mode = \"required\""), "{written}");
+}
