@@ -33,13 +33,23 @@ fn next_alerts(c: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(after + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::minutes(1)))
 }
 
-fn next_renew(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
+fn next_renew(c: &Config, after: DateTime<Utc>, metrics: &Shared) -> DateTime<Utc> {
     let base = c
         .daemon
         .renew_schedule
         .next_after(after)
         .unwrap_or(after + chrono::Duration::hours(12));
-    schedule::with_jitter(base, c.daemon.renew_jitter.get(), rand::random::<f64>())
+    let next = schedule::with_jitter(base, c.daemon.renew_jitter.get(), rand::random::<f64>());
+    schedule::cap_for_short_lived(next, after, shortest_lifetime(metrics))
+}
+
+/// The shortest lifetime among the live certificates, as last read.
+fn shortest_lifetime(metrics: &Shared) -> Option<chrono::Duration> {
+    let m = metrics.lock().unwrap_or_else(|p| p.into_inner());
+    m.certificates
+        .values()
+        .map(|c| chrono::Duration::seconds(c.not_after - c.not_before))
+        .min()
 }
 
 fn next_probe(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
@@ -243,17 +253,17 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
         }
     };
 
+    jobs::refresh_certificates(&config, &metrics);
     let now = Utc::now();
     let mut next = Next {
         renew: if config.daemon.renew_at_start {
             now
         } else {
-            next_renew(&config, now)
+            next_renew(&config, now, &metrics)
         },
         probe: next_probe(&config, now),
         alerts: next_alerts(&config, now),
     };
-    jobs::refresh_certificates(&config, &metrics);
     jobs::record_alerts(&config, &metrics);
     tracing::info!(
         renew_schedule = %config.daemon.renew_schedule,
@@ -301,7 +311,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> u8 {
         }
         let now = Utc::now();
         if now >= next.renew {
-            next.renew = next_renew(&config, now);
+            next.renew = next_renew(&config, now, &metrics);
             if config.cluster.is_some() {
                 // Ordering through the cluster is not built yet: a node
                 // renewing on its own would fight the shared versions.
@@ -343,10 +353,10 @@ fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Sha
         Ok(new) => {
             *config = new;
             let now = Utc::now();
-            next.renew = next_renew(config, now);
+            jobs::refresh_certificates(config, metrics);
+            next.renew = next_renew(config, now, metrics);
             next.probe = next_probe(config, now);
             next.alerts = next_alerts(config, now);
-            jobs::refresh_certificates(config, metrics);
             tracing::info!(
                 "configuration reloaded from {}; next renewal check {}, next probe {}",
                 path.display(),

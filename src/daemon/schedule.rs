@@ -77,6 +77,30 @@ impl Cron {
 }
 
 /// `next` delayed by `jitter * r`, `r` in [0, 1).
+/// A certificate whose lifetime is under this is short-lived (Let's
+/// Encrypt's `shortlived` profile issues about 6 days).
+pub const SHORT_LIVED: chrono::Duration = chrono::Duration::days(10);
+
+/// The longest gap between renewal checks while any live certificate is
+/// short-lived, whatever `renew_schedule` says: a 6-day certificate is
+/// renewed with 3 days left, so a daily (or weekly) schedule could miss
+/// most of its window and an ARI window of a few hours altogether.
+pub const SHORT_LIVED_MAX_GAP: chrono::Duration = chrono::Duration::hours(4);
+
+/// The next renewal check: `scheduled`, or earlier (at most
+/// [`SHORT_LIVED_MAX_GAP`] after `after`) when the shortest lifetime among
+/// the live certificates is under [`SHORT_LIVED`].
+pub fn cap_for_short_lived(
+    scheduled: DateTime<Utc>,
+    after: DateTime<Utc>,
+    shortest_lifetime: Option<chrono::Duration>,
+) -> DateTime<Utc> {
+    match shortest_lifetime {
+        Some(l) if l < SHORT_LIVED => scheduled.min(after + SHORT_LIVED_MAX_GAP),
+        _ => scheduled,
+    }
+}
+
 pub fn with_jitter(next: DateTime<Utc>, jitter: std::time::Duration, r: f64) -> DateTime<Utc> {
     let ms = (jitter.as_millis() as f64 * r.clamp(0.0, 0.999_999)) as i64;
     next + chrono::Duration::milliseconds(ms)
@@ -125,6 +149,37 @@ mod tests {
     fn whitespace_is_normalised() {
         let c: Cron = "  */15   *  * * * ".parse().unwrap();
         assert_eq!(c.to_string(), "*/15 * * * *");
+    }
+
+    #[test]
+    fn short_lived_certificates_are_looked_at_every_four_hours_at_least() {
+        let now = at(6, 0, 0);
+        let daily = now + chrono::Duration::hours(18);
+        let six_days = chrono::Duration::days(6);
+        assert_eq!(
+            cap_for_short_lived(daily, now, Some(six_days)),
+            at(10, 0, 0)
+        );
+        // A schedule already more frequent is kept.
+        let soon = now + chrono::Duration::hours(1);
+        assert_eq!(cap_for_short_lived(soon, now, Some(six_days)), soon);
+        // 90-day certificates, or none at all: the schedule as written.
+        assert_eq!(
+            cap_for_short_lived(daily, now, Some(chrono::Duration::days(90))),
+            daily
+        );
+        assert_eq!(cap_for_short_lived(daily, now, None), daily);
+        // Over a 6-day lifetime the checks come at most 4 hours apart:
+        // 36 of them, each a chance to renew in the 3-day window.
+        let mut t = now;
+        let mut checks = 0;
+        while t < now + six_days {
+            let next = cap_for_short_lived(t + chrono::Duration::days(7), t, Some(six_days));
+            assert!(next - t <= chrono::Duration::hours(4));
+            t = next;
+            checks += 1;
+        }
+        assert_eq!(checks, 36);
     }
 
     #[test]
