@@ -60,9 +60,15 @@ impl AlertConfig {
     /// The smallest configured threshold (in days) that `days_left` has
     /// reached, for a certificate valid `lifetime_days` in total; `None` when
     /// no threshold is reached yet. Put it in [`super::Problem::threshold`].
+    ///
+    /// A fixed threshold of half the lifetime or more is left out: every
+    /// new certificate of that lifetime would cross it before its normal
+    /// renewal (the default 7 days against a 6-day certificate), an alert
+    /// after each renewal that says nothing. Fractions always apply.
     pub fn expiry_threshold(&self, days_left: i64, lifetime_days: i64) -> Option<u32> {
         self.expiry_thresholds
             .iter()
+            .filter(|t| t.is_fraction() || 2 * i64::from(t.days_of(lifetime_days)) < lifetime_days)
             .map(|t| t.days_of(lifetime_days))
             .filter(|&t| days_left <= i64::from(t))
             .min()

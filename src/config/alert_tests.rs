@@ -65,6 +65,22 @@ headers_from_files = { Authorization = "/etc/certkeep/hook-auth" }
 }
 
 #[test]
+fn fixed_thresholds_of_half_the_lifetime_or_more_stay_quiet_for_short_lived_certificates() {
+    let c = AlertConfig::default();
+    // The defaults (14, 7, 3, 1 days) against a 6-day certificate: a new
+    // one (6 days left) and one at its renewal point (3 days) alert on
+    // nothing; one day left (renewal failing for two days) does.
+    assert_eq!(c.expiry_threshold(6, 6), None);
+    assert_eq!(c.expiry_threshold(3, 6), None);
+    assert_eq!(c.expiry_threshold(2, 6), None);
+    assert_eq!(c.expiry_threshold(1, 6), Some(1));
+    assert_eq!(c.expiry_threshold(0, 6), Some(1));
+    // 90 days: every default applies.
+    assert_eq!(c.expiry_threshold(14, 90), Some(14));
+    assert_eq!(c.expiry_threshold(3, 90), Some(3));
+}
+
+#[test]
 fn errors_name_the_problem() {
     let cases = [
         ("[[alert.channel]]\nname = \"x\"\ntype = \"email\"\n", "needs from"),

@@ -92,6 +92,11 @@ impl TimeLeft {
         Ok(TimeLeft(Left::Duration(d)))
     }
 
+    /// Whether this is a share of the lifetime rather than a fixed time.
+    pub fn is_fraction(&self) -> bool {
+        matches!(self.0, Left::Fraction(_))
+    }
+
     /// A fraction of the lifetime, strictly between 0 and 1.
     pub fn fraction(f: f64) -> Result<TimeLeft, String> {
         if f > 0.0 && f < 1.0 {
