@@ -243,8 +243,28 @@ pub async fn serve(listener: TcpListener, metrics: Shared) {
                     Err(_) => String::new(),
                 };
                 ("200 OK", body, "text/plain; version=0.0.4; charset=utf-8")
+            } else if head.starts_with("GET ") && (path == "/" || path == "/status.json") {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let snapshot = metrics.lock().map(|m| m.clone()).unwrap_or_default();
+                if path == "/" {
+                    (
+                        "200 OK",
+                        super::status::html(&snapshot, now),
+                        "text/html; charset=utf-8",
+                    )
+                } else {
+                    (
+                        "200 OK",
+                        super::status::json(&snapshot, now).to_string(),
+                        "application/json",
+                    )
+                }
             } else {
-                ("404 Not Found", "try /metrics\n".to_string(), "text/plain")
+                (
+                    "404 Not Found",
+                    "try /, /status.json or /metrics\n".to_string(),
+                    "text/plain",
+                )
             };
             let resp = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

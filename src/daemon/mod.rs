@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod probe_metrics;
 pub mod schedule;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -72,6 +72,69 @@ fn check_metrics_with_promtool(metrics: &str) {
     );
 }
 
+/// Loads `/` in headless chromium: the DOM it builds and a screenshot.
+fn check_status_page_in_chromium(port: u16, site_port: u16, dir: &std::path::Path) {
+    let json: serde_json::Value =
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/status.json"))
+            .unwrap()
+            .json()
+            .unwrap();
+    assert!(
+        json["endpoints"].as_array().is_some_and(|e| !e.is_empty()),
+        "{json}"
+    );
+    let text = json.to_string();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    if !common::have("chromium") {
+        return;
+    }
+    let run = |extra: &str| {
+        let profile = tempfile::tempdir_in(dir).unwrap();
+        // `timeout` bounds a hung browser (60 s: a cold start takes a few).
+        let out = Command::new("timeout")
+            .args([
+                "-s",
+                "KILL",
+                "60",
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=800,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(extra)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .expect("run chromium");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = run("--dump-dom");
+    assert!(dom.contains("<h1>certkeep status</h1>"), "{dom}");
+    assert!(dom.contains("<td>d1</td>"), "{dom}");
+    assert!(
+        dom.contains(&format!("https://site.test:{site_port}")),
+        "{dom}"
+    );
+    assert!(dom.contains("Open alerts:"), "{dom}");
+    let shot = dir.join("status.png");
+    run(&format!("--screenshot={}", shot.display()));
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    if let Ok(keep) = std::env::var("CERTKEEP_STATUS_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}
+
 #[test]
 fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
     let Some(bed) = Bed::start(PebbleOptions::default()) else {
@@ -209,6 +272,8 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
         "durations are in seconds: {metrics}"
     );
     check_metrics_with_promtool(&metrics);
+    // The status page in a real headless browser.
+    check_status_page_in_chromium(metrics_port, site_port, bed.dir.path());
     // One refused endpoint does not make the probe job unhealthy.
     assert!(
         metrics.contains("certkeep_last_run_success{job_name=\"probe\"} 1"),
