@@ -54,14 +54,35 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Roots: the Mozilla set from webpki-roots plus `extra` (PEM DER certs).
+    /// Roots: the system's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` when
+    /// set, else /etc/ssl/certs, Debian's ca-certificates) plus `extra`
+    /// (PEM DER certs, `ca_file`). A root added to or removed from the
+    /// system store counts from the next probe, without a rebuild.
     pub fn new(extra: &[CertificateDer<'static>]) -> Result<Tls, ProbeError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut wide = rustls::crypto::aws_lc_rs::default_provider();
         wide.kx_groups.extend(OFFER_ONLY);
         let wide = Arc::new(wide);
         let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // Certificates of the store that cannot be read or parsed are
+        // skipped, as every TLS client on the system skips them.
+        let system = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(system.certs);
+        if added == 0 && extra.is_empty() {
+            let why = system
+                .errors
+                .first()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            return Err(ProbeError::new(
+                ErrorKind::Config,
+                format!(
+                    "no trust anchors: the system trust store holds no certificate{why}; \
+                     install Debian's ca-certificates, point SSL_CERT_FILE at a PEM bundle, \
+                     or give ca_file / --ca-file"
+                ),
+            ));
+        }
         for c in extra {
             roots.add(c.clone()).map_err(|e| {
                 ProbeError::new(

@@ -4,6 +4,7 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -249,6 +250,47 @@ fn expired_wrong_host_and_untrusted_certificates() {
         "{:#}",
         r[0]
     );
+}
+
+/// The probe trusts the system's trust store: a private CA made a system
+/// root (here through SSL_CERT_FILE, which rustls-native-certs reads
+/// instead of /etc/ssl/certs) makes its chain valid without --ca-file, and
+/// a store without it (only another CA) leaves the chain untrusted.
+#[test]
+fn system_trust_store_decides_without_ca_file() {
+    let Some(bed) = Bed::start(true) else { return };
+    let fine = bed.site("fine.test", &["fine.test"], (-1, 89), HSTS_YEAR);
+    bed.reload_and_wait(&[fine]);
+    let other_dir = open_tempdir();
+    let other = TestCa::new(other_dir.path());
+    let probe_with = |bundle: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .args(["--config", NO_CONFIG, "probe", "--json", "--http-port", "0"])
+            .args(["--connect", "127.0.0.1", &format!("fine.test:{fine}")])
+            .env("SSL_CERT_FILE", bundle)
+            .env_remove("SSL_CERT_DIR")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run certkeep");
+        let r: Vec<Value> = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("JSON: {e}\n{}", text(&out)));
+        (out, r)
+    };
+    let (out, r) = probe_with(&bed.ca.path);
+    assert_eq!(r[0]["certificate"]["chain_valid"], true, "{}", text(&out));
+    assert_eq!(check(&r[0], "chain")["verdict"], "ok", "{:#}", r[0]);
+
+    // The other CA has the same name as the bed's, so the leaf's signature
+    // is checked against the wrong key and fails.
+    let (out, r) = probe_with(&other.path);
+    assert_exit(&out, 2);
+    assert_eq!(r[0]["certificate"]["chain_valid"], false, "{:#}", r[0]);
+    assert_eq!(
+        r[0]["certificate"]["chain_problem"]["kind"], "bad_signature",
+        "{:#}",
+        r[0]
+    );
+    assert_ne!(check(&r[0], "chain")["verdict"], "ok", "{:#}", r[0]);
 }
 
 #[test]
