@@ -19,7 +19,7 @@ use tokio::process::Command;
 
 use crate::config;
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long output is still read after the command exited (what it wrote
 /// just before exiting may still be in the pipe).
@@ -63,11 +63,13 @@ fn said(output: &str) -> String {
 
 /// What a command printed.
 #[derive(Debug, Clone, Default)]
-pub struct Output {
+pub(crate) struct Output {
     pub stdout: String,
     pub stderr: String,
     /// The command exited but left processes behind in its group (background
-    /// children); they were killed.
+    /// children); they were killed. Set for the tests' sake: the warning is
+    /// logged where it is found.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub killed_children: bool,
 }
 
@@ -166,7 +168,7 @@ fn text(b: &Buffer) -> String {
 
 /// Runs `argv` with extra environment variables; an exit status other than 0
 /// is an error carrying the command's output.
-pub async fn run(
+pub(crate) async fn run(
     label: &str,
     cmd: &config::Command,
     env: &[(String, String)],

@@ -12,7 +12,7 @@ use crate::store::{NewVersion, Store, StoreError};
 use crate::webroot::{self, SelfCheck, WebrootError};
 
 #[derive(Debug, thiserror::Error)]
-pub enum IssueError {
+pub(crate) enum IssueError {
     #[error(transparent)]
     Acme(#[from] AcmeError),
     #[error(transparent)]
@@ -26,7 +26,7 @@ pub enum IssueError {
 }
 
 /// A freshly issued certificate, not yet in the store.
-pub struct Obtained {
+pub(crate) struct Obtained {
     pub version: NewVersion,
     pub leaf: CertFacts,
     /// The ACME profile the order asked for (None: the CA's default).
@@ -34,14 +34,14 @@ pub struct Obtained {
 }
 
 /// How a certificate is obtained: the settings that do not change per lineage.
-pub struct Issuer<'a> {
+pub(crate) struct Issuer<'a> {
     pub config: &'a Config,
     pub client: &'a AcmeClient,
     pub store: &'a Store,
 }
 
 /// How the self-check reaches nginx, or None when it is off.
-pub fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueError> {
+pub(crate) fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueError> {
     let h = &config.http01;
     if !h.self_check {
         return Ok(None);
@@ -56,7 +56,7 @@ pub fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueEr
 /// Runs the self-check for every domain of `c`. Callers run it before
 /// connecting to the CA: a local problem is reported at once, without
 /// registering an account or waiting out retries against a CA that is down.
-pub async fn preflight(config: &Config, c: &CertificateConfig) -> Result<(), IssueError> {
+pub(crate) async fn preflight(config: &Config, c: &CertificateConfig) -> Result<(), IssueError> {
     let Some(how) = self_check_settings(config)? else {
         return Ok(());
     };
@@ -74,7 +74,7 @@ impl Issuer<'_> {
     /// Key and order; returns the PEM texts without storing them. Run
     /// [`preflight`] first. Stops early on shutdown (challenge files are
     /// removed as the order is dropped).
-    pub async fn obtain(
+    pub(crate) async fn obtain(
         &self,
         c: &CertificateConfig,
         replaces: Option<CertificateIdentifier<'static>>,
@@ -85,7 +85,7 @@ impl Issuer<'_> {
 
     /// [`Issuer::obtain`] with a hook called for every challenge before the
     /// CA validates it (cluster mode).
-    pub async fn obtain_with(
+    pub(crate) async fn obtain_with(
         &self,
         c: &CertificateConfig,
         replaces: Option<CertificateIdentifier<'static>>,
@@ -177,7 +177,10 @@ impl Issuer<'_> {
 
     /// Obtains and stores a new version, moving the live links to it. Run
     /// [`preflight`] first.
-    pub async fn issue(&self, c: &CertificateConfig) -> Result<(u32, CertFacts), IssueError> {
+    pub(crate) async fn issue(
+        &self,
+        c: &CertificateConfig,
+    ) -> Result<(u32, CertFacts), IssueError> {
         let got = self.obtain(c, None, true).await?;
         let v = self.store.write_version(c.name(), &got.version)?;
         self.store.verify_version(c.name(), v)?;
@@ -190,7 +193,7 @@ impl Issuer<'_> {
 }
 
 /// Splits the CA's PEM chain into cert, chain and fullchain.
-pub fn split_chain(pem: &str, privkey: String) -> Result<NewVersion, IssueError> {
+pub(crate) fn split_chain(pem: &str, privkey: String) -> Result<NewVersion, IssueError> {
     let mut blocks = Vec::new();
     let mut rest = pem;
     const END: &str = "-----END CERTIFICATE-----";

@@ -4,6 +4,8 @@
 //! The binary (`src/main.rs`) is thin; everything lives in these modules so
 //! that tests, benchmarks and fuzz targets can use it.
 
+#![deny(unreachable_pub)]
+
 pub mod acme;
 pub mod alert;
 pub mod cert;
@@ -12,15 +14,15 @@ pub mod cli;
 pub mod cluster;
 pub mod cmd;
 pub mod config;
-pub mod daemon;
-pub mod hooks;
-pub mod issue;
-pub mod job;
+pub(crate) mod daemon;
+pub(crate) mod hooks;
+pub(crate) mod issue;
+pub(crate) mod job;
 pub mod logging;
 pub mod net;
 pub mod nginx;
 pub mod probe;
-pub mod renew;
-pub mod shutdown;
+pub(crate) mod renew;
+pub(crate) mod shutdown;
 pub mod store;
 pub mod webroot;

@@ -74,7 +74,7 @@ impl Token {
 /// cancels [`global`], so retry back-offs and lock waits end and the run
 /// winds down (hooks that already started finish, post hooks still run,
 /// the store lock is released); a second signal exits at once with 130.
-pub fn cancel_on_signals() {
+pub(crate) fn cancel_on_signals() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -100,7 +100,7 @@ pub fn cancel_on_signals() {
 }
 
 /// The process's token, cancelled by the daemon on SIGTERM/SIGINT.
-pub fn global() -> &'static Token {
+pub(crate) fn global() -> &'static Token {
     static TOKEN: OnceLock<Token> = OnceLock::new();
     TOKEN.get_or_init(Token::new)
 }

@@ -11,7 +11,7 @@ use super::config::{EmailChannel, SmtpTls};
 use super::message::{hostname, plain_text, subject};
 use super::state::Notification;
 
-pub async fn send(c: &EmailChannel, batch: &[Notification]) -> Result<(), SendError> {
+pub(super) async fn send(c: &EmailChannel, batch: &[Notification]) -> Result<(), SendError> {
     let msg = build(c, batch)?;
     let server = format!("SMTP server {}:{}", c.host, c.port);
     let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
@@ -37,7 +37,7 @@ pub async fn send(c: &EmailChannel, batch: &[Notification]) -> Result<(), SendEr
 }
 
 /// The message: plain text, one section per alert.
-pub fn build(c: &EmailChannel, batch: &[Notification]) -> Result<Message, SendError> {
+pub(super) fn build(c: &EmailChannel, batch: &[Notification]) -> Result<Message, SendError> {
     let mailbox = |s: &str| {
         s.parse::<Mailbox>()
             .map_err(|e| SendError::config(format!("address {s:?}: {e}")))
@@ -95,7 +95,7 @@ fn message_id(domain: &str) -> String {
 /// Wraps every line longer than `width` at spaces; continuation lines keep
 /// the line's indentation plus two spaces. A word longer than the width
 /// stays whole on its own line.
-pub fn wrap(text: &str, width: usize) -> String {
+pub(super) fn wrap(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / width);
     for line in text.split('\n') {
         if line.chars().count() <= width {

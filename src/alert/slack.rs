@@ -8,9 +8,9 @@ use super::message::{self, details, headline, rfc3339};
 use super::state::{Kind, Notification, Severity};
 
 /// Slack allows 50 blocks per message; each alert takes 3, the header 1.
-pub const MAX_PER_MESSAGE: usize = 15;
+pub(super) const MAX_PER_MESSAGE: usize = 15;
 
-pub async fn send(
+pub(super) async fn send(
     c: &SlackChannel,
     batch: &[Notification],
     timeout: std::time::Duration,
@@ -51,7 +51,7 @@ fn icon(n: &Notification) -> &'static str {
 }
 
 /// The message body posted to the webhook.
-pub fn payload(batch: &[Notification]) -> Value {
+pub(super) fn payload(batch: &[Notification]) -> Value {
     let header = truncate(&format!("certkeep: {}", message::subject(batch)), 150);
     let mut blocks = vec![json!({
         "type": "header",

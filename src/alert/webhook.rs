@@ -30,13 +30,13 @@ use super::message::{fingerprint, hostname, rfc3339, status};
 use super::state::Notification;
 
 /// Version of the payload format; bumped on any incompatible change.
-pub const PAYLOAD_VERSION: &str = "1";
+pub(super) const PAYLOAD_VERSION: &str = "1";
 
 /// Detail names that become labels (identity: stable for the alert's
 /// life); the others, with every variable text, are annotations.
 const LABEL_DETAILS: [&str; 2] = ["endpoint", "certificate"];
 
-pub async fn send(
+pub(super) async fn send(
     c: &WebhookChannel,
     channel: &str,
     batch: &[Notification],
@@ -70,7 +70,7 @@ pub async fn send(
 }
 
 /// The payload for `batch`, sent to the channel named `receiver`.
-pub fn payload(receiver: &str, batch: &[Notification]) -> Value {
+pub(super) fn payload(receiver: &str, batch: &[Notification]) -> Value {
     let all_resolved = batch.iter().all(Notification::is_resolved);
     let alerts: Vec<Value> = batch
         .iter()

@@ -8,10 +8,10 @@ use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Tab
 
 use super::{Entry, ImportError};
 
-pub struct Doc(DocumentMut);
+pub(super) struct Doc(DocumentMut);
 
 impl Doc {
-    pub fn parse(text: &str, path: &Path) -> Result<Doc, ImportError> {
+    pub(super) fn parse(text: &str, path: &Path) -> Result<Doc, ImportError> {
         text.parse::<DocumentMut>()
             .map(Doc)
             .map_err(|e| ImportError::Toml {
@@ -21,7 +21,7 @@ impl Doc {
     }
 
     /// `[acme] directory` when the file sets it.
-    pub fn acme_directory(&self) -> Option<String> {
+    pub(super) fn acme_directory(&self) -> Option<String> {
         self.0
             .get("acme")?
             .get("directory")?
@@ -29,15 +29,15 @@ impl Doc {
             .map(str::to_string)
     }
 
-    pub fn has_store(&self) -> bool {
+    pub(super) fn has_store(&self) -> bool {
         self.0.get("store").is_some()
     }
 
-    pub fn set_store(&mut self, root: &Path) {
+    pub(super) fn set_store(&mut self, root: &Path) {
         self.0["store"] = value(root.to_string_lossy().into_owned());
     }
 
-    pub fn set_acme_directory(&mut self, directory: &str) {
+    pub(super) fn set_acme_directory(&mut self, directory: &str) {
         if !self.0.contains_key("acme") {
             self.0.insert("acme", Item::Table(Table::new()));
         }
@@ -47,7 +47,7 @@ impl Doc {
     /// Sets `[acme] staging_directory` (what `renew --dry-run` orders from),
     /// with a comment saying why when `[acme]` is a table of its own (a
     /// comment cannot go inside an inline table).
-    pub fn set_acme_staging_directory(&mut self, directory: &str, why: &str) {
+    pub(super) fn set_acme_staging_directory(&mut self, directory: &str, why: &str) {
         let own_table = self.0.get("acme").is_some_and(Item::is_table);
         self.0["acme"]["staging_directory"] = value(directory);
         if own_table {
@@ -61,7 +61,7 @@ impl Doc {
     }
 
     /// Adds the `[[certificate]]` for `e`, or replaces the one with its name.
-    pub fn put_certificate(&mut self, e: &Entry) {
+    pub(super) fn put_certificate(&mut self, e: &Entry) {
         let table = certificate_table(e);
         if !self.0.contains_key("certificate") {
             self.0

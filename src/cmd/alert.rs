@@ -9,7 +9,7 @@ use crate::cli::AlertCommand;
 use crate::config::Config;
 use crate::store::Store;
 
-pub async fn run(config: &Config, command: &AlertCommand) -> u8 {
+pub(super) async fn run(config: &Config, command: &AlertCommand) -> u8 {
     match command {
         AlertCommand::Test { channel } => test(config, channel.as_deref()).await,
         AlertCommand::Status { json } => status(config, *json),

@@ -12,7 +12,7 @@ use crate::cluster::status;
 use crate::config::Config;
 use crate::store::Store;
 
-pub async fn run(config: &Config, command: &ClusterCommand) -> u8 {
+pub(super) async fn run(config: &Config, command: &ClusterCommand) -> u8 {
     let Some(cc) = &config.cluster else {
         eprintln!("error: the configuration has no [cluster] section; add one (see docs/cluster.md) to use cluster mode");
         return EXIT_USAGE;

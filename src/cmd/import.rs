@@ -7,7 +7,7 @@ use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::certbot::{self, AccountPlan, ImportError, Options, Plan};
 use crate::cli::ImportSource;
 
-pub fn run(config: &Path, source: &ImportSource) -> u8 {
+pub(super) fn run(config: &Path, source: &ImportSource) -> u8 {
     let ImportSource::Certbot {
         from,
         write,

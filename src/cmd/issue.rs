@@ -5,7 +5,7 @@ use crate::config::{CertificateConfig, Config};
 use crate::issue::Issuer;
 use crate::store::{lock, Store};
 
-pub async fn run(config: &Config, names: &[String], all: bool) -> u8 {
+pub(super) async fn run(config: &Config, names: &[String], all: bool) -> u8 {
     let selected: Vec<&CertificateConfig> = if all {
         config.certificates.iter().collect()
     } else {

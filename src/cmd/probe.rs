@@ -8,7 +8,7 @@ use crate::cli::{Cli, ProbeArgs};
 use crate::config::Config;
 use crate::probe::{self, report, ProbeOptions, Target};
 
-pub async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
+pub(super) async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
     // With ad-hoc targets the config file is optional: a missing file (the
     // default /etc/certkeep/certkeep.toml on a workstation) means defaults.
     let config = if args.targets.is_empty() || cli.config.exists() {

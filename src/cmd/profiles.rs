@@ -7,7 +7,7 @@ use crate::config::Config;
 
 /// Prints the CA's profiles. Exit 1 when the directory cannot be fetched or
 /// a certificate requires a profile the CA does not offer.
-pub async fn run(config: &Config, json: bool) -> u8 {
+pub(super) async fn run(config: &Config, json: bool) -> u8 {
     let directory = config.acme.directory.as_str();
     let info = match crate::acme::directory_info(
         &config.acme,

@@ -20,7 +20,7 @@ fn reason(code: u8) -> Option<RevocationReason> {
     })
 }
 
-pub async fn run(config: &Config, name: &str, code: u8) -> u8 {
+pub(super) async fn run(config: &Config, name: &str, code: u8) -> u8 {
     let Some(reason) = reason(code) else {
         eprintln!("error: reason {code} is not accepted; see `certkeep revoke --help`");
         return EXIT_USAGE;

@@ -45,7 +45,7 @@ pub(crate) struct Located {
 }
 
 impl Located {
-    pub fn new<S: Into<Seg>>(path: impl IntoIterator<Item = S>, message: &str) -> Located {
+    pub(crate) fn new<S: Into<Seg>>(path: impl IntoIterator<Item = S>, message: &str) -> Located {
         Located {
             path: path.into_iter().map(Into::into).collect(),
             message: message.to_string(),
@@ -54,7 +54,7 @@ impl Located {
     }
 
     /// Where the message points in the file.
-    pub fn start(&self, doc: &DeTable<'_>) -> usize {
+    pub(crate) fn start(&self, doc: &DeTable<'_>) -> usize {
         self.offset.unwrap_or_else(|| locate(doc, &self.path).start)
     }
 }

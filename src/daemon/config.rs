@@ -1,4 +1,2 @@
 //! `[daemon]`: defined with the other config sections in
 //! [`crate::config::daemon`], re-exported here for the daemon code.
-
-pub use crate::config::daemon::*;

@@ -6,10 +6,10 @@ use super::metrics::Shared;
 use crate::config::Config;
 use crate::renew::run::Options;
 
-pub use crate::job::refresh_certificates;
+pub(crate) use crate::job::refresh_certificates;
 
 /// One renewal check, as `certkeep renew` would do it.
-pub async fn renew(config: &Config, metrics: &Shared) {
+pub(crate) async fn renew(config: &Config, metrics: &Shared) {
     let check = crate::job::renewal_check(config, &Options::default(), Some(metrics)).await;
     match &check.outcome {
         Ok(o) => {
@@ -37,7 +37,7 @@ pub async fn renew(config: &Config, metrics: &Shared) {
 }
 
 /// One probe round over the configured endpoints, with alerts and metrics.
-pub async fn probe(config: &Config, metrics: &Shared) {
+pub(crate) async fn probe(config: &Config, metrics: &Shared) {
     match crate::job::probe_configured(config, Some(metrics)).await {
         // Each endpoint's result is logged by the probe itself (-v).
         Ok(round) => {
@@ -51,7 +51,7 @@ pub async fn probe(config: &Config, metrics: &Shared) {
 
 /// Alert upkeep between runs: refreshes open alerts on Alertmanager channels
 /// and retries queued deliveries.
-pub async fn alerts(config: &Config) {
+pub(crate) async fn alerts(config: &Config) {
     match crate::alert::upkeep(config).await {
         Ok(Some(report)) if !report.ok() => {
             tracing::warn!("some alerts could not be delivered yet; they stay queued")
@@ -63,7 +63,7 @@ pub async fn alerts(config: &Config) {
 
 /// Reads the alert state (without its lock: it is replaced atomically) into
 /// the metrics: queued deliveries per configured channel and open alerts.
-pub fn record_alerts(config: &Config, metrics: &Shared) {
+pub(crate) fn record_alerts(config: &Config, metrics: &Shared) {
     let path = crate::store::Store::new(&config.store)
         .state_dir()
         .join(crate::alert::STATE_FILE);

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 /// What the daemon knows, updated after each job.
 #[derive(Debug, Default, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub certificates: BTreeMap<String, CertificateMetric>,
     /// job ("renew", "probe") -> unix time of the last run and its success.
     pub last_run: BTreeMap<&'static str, (i64, bool)>,
@@ -26,7 +26,7 @@ pub struct Metrics {
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct CertificateMetric {
+pub(crate) struct CertificateMetric {
     pub not_after: i64,
     pub not_before: i64,
     /// Serial (hex, colon-separated) and issuer of the live certificate.
@@ -41,12 +41,12 @@ pub struct CertificateMetric {
 
 /// A metric family: help text and samples (labels, value).
 #[derive(Debug, Default, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     pub help: String,
     pub samples: Vec<(Vec<(String, String)>, f64)>,
 }
 
-pub type Shared = Arc<Mutex<Metrics>>;
+pub(crate) type Shared = Arc<Mutex<Metrics>>;
 
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -81,7 +81,7 @@ type Samples = Vec<(Vec<(String, String)>, f64)>;
 /// The Prometheus text exposition of `m`. Every time is an absolute Unix
 /// time in seconds and every duration is in seconds: time left is computed
 /// in PromQL (`certkeep_certificate_not_after_timestamp_seconds - time()`).
-pub fn render(m: &Metrics) -> String {
+pub(crate) fn render(m: &Metrics) -> String {
     let mut out = String::new();
     let name = |n: &str| vec![("name".to_string(), n.to_string())];
     let which = |n: &str, c: &CertificateMetric| {
@@ -203,7 +203,7 @@ pub fn render(m: &Metrics) -> String {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Shared) {
+pub(crate) async fn serve(listener: TcpListener, metrics: Shared) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;

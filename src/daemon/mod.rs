@@ -2,12 +2,12 @@
 //! schedules, talks to systemd (READY, STATUS, WATCHDOG), reloads its
 //! configuration on SIGHUP and stops cleanly on SIGTERM/SIGINT.
 
-pub mod config;
-pub mod jobs;
-pub mod metrics;
-pub mod probe_metrics;
-pub mod schedule;
-pub mod status;
+pub(crate) mod config;
+pub(crate) mod jobs;
+pub(crate) mod metrics;
+pub(crate) mod probe_metrics;
+pub(crate) mod schedule;
+pub(crate) mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -219,7 +219,7 @@ impl Running {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
-pub async fn run(config_path: PathBuf, config: Config) -> u8 {
+pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
     let mut config = Arc::new(config);
     let metrics: Shared = Arc::new(Mutex::new(metrics::Metrics::default()));
     let mut signals = match Signals::new() {
@@ -398,7 +398,7 @@ fn watchdog() -> Option<AbortOnDrop> {
 }
 
 /// The next `n` run times of each schedule, for `certkeep schedule`.
-pub fn upcoming(config: &Config, n: usize) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+pub(crate) fn upcoming(config: &Config, n: usize) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     let now = Utc::now();
     (
         config.daemon.renew_schedule.upcoming(now, n),

@@ -34,7 +34,7 @@ fn with(mut l: Labels, more: &[(&str, &str)]) -> Labels {
 
 /// Every probe series for `reports`, by metric name. Times are Unix
 /// seconds, durations seconds.
-pub fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
+pub(crate) fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
     let mut success = Vec::new();
     let mut verdict = Vec::new();
     let mut checks = Vec::new();

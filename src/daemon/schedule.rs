@@ -79,18 +79,18 @@ impl Cron {
 /// `next` delayed by `jitter * r`, `r` in [0, 1).
 /// A certificate whose lifetime is under this is short-lived (Let's
 /// Encrypt's `shortlived` profile issues about 6 days).
-pub const SHORT_LIVED: chrono::Duration = chrono::Duration::days(10);
+pub(crate) const SHORT_LIVED: chrono::Duration = chrono::Duration::days(10);
 
 /// The longest gap between renewal checks while any live certificate is
 /// short-lived, whatever `renew_schedule` says: a 6-day certificate is
 /// renewed with 3 days left, so a daily (or weekly) schedule could miss
 /// most of its window and an ARI window of a few hours altogether.
-pub const SHORT_LIVED_MAX_GAP: chrono::Duration = chrono::Duration::hours(4);
+pub(crate) const SHORT_LIVED_MAX_GAP: chrono::Duration = chrono::Duration::hours(4);
 
 /// The next renewal check: `scheduled`, or earlier (at most
 /// [`SHORT_LIVED_MAX_GAP`] after `after`) when the shortest lifetime among
 /// the live certificates is under [`SHORT_LIVED`].
-pub fn cap_for_short_lived(
+pub(crate) fn cap_for_short_lived(
     scheduled: DateTime<Utc>,
     after: DateTime<Utc>,
     shortest_lifetime: Option<chrono::Duration>,
@@ -101,7 +101,11 @@ pub fn cap_for_short_lived(
     }
 }
 
-pub fn with_jitter(next: DateTime<Utc>, jitter: std::time::Duration, r: f64) -> DateTime<Utc> {
+pub(crate) fn with_jitter(
+    next: DateTime<Utc>,
+    jitter: std::time::Duration,
+    r: f64,
+) -> DateTime<Utc> {
     let ms = (jitter.as_millis() as f64 * r.clamp(0.0, 0.999_999)) as i64;
     next + chrono::Duration::milliseconds(ms)
 }

@@ -29,7 +29,7 @@ fn rfc3339(t: i64) -> String {
 }
 
 /// The status as JSON at Unix time `now`.
-pub fn json(m: &Metrics, now: i64) -> Value {
+pub(crate) fn json(m: &Metrics, now: i64) -> Value {
     let lineages: Vec<Value> = m
         .certificates
         .iter()
@@ -89,7 +89,7 @@ fn esc(s: &str) -> String {
 }
 
 /// The status page at Unix time `now`.
-pub fn html(m: &Metrics, now: i64) -> String {
+pub(crate) fn html(m: &Metrics, now: i64) -> String {
     let v = json(m, now);
     let mut out = String::from(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>certkeep status</title><style>body{font-family:sans-serif;margin:1em;max-width:60em}table{border-collapse:collapse;width:100%;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left}.ok{color:#070}.warning{color:#a60}.critical,.error,.failed{color:#b00;font-weight:bold}</style></head><body><h1>certkeep status</h1>",

@@ -7,8 +7,8 @@
 mod probe;
 mod renewal;
 
-pub use probe::{probe_configured, probe_round, ProbeRound};
-pub use renewal::{renewal_check, RenewalCheck, CHECK_KEY};
+pub(crate) use probe::{probe_configured, probe_round};
+pub(crate) use renewal::renewal_check;
 
 use time::OffsetDateTime;
 
@@ -17,7 +17,7 @@ use crate::daemon::metrics::{CertificateMetric, Shared};
 use crate::store::Store;
 
 /// Reads the live certificates of configured lineages into the metrics.
-pub fn refresh_certificates(config: &Config, metrics: &Shared) {
+pub(crate) fn refresh_certificates(config: &Config, metrics: &Shared) {
     let store = Store::new(&config.store);
     let Ok(mut m) = metrics.lock() else { return };
     let mut fresh = std::collections::BTreeMap::new();

@@ -7,7 +7,7 @@ use crate::probe::{self, ProbeError, ProbeOptions, ProbeReport, Target};
 
 /// What a probe round did.
 #[derive(Debug)]
-pub struct ProbeRound {
+pub(crate) struct ProbeRound {
     pub reports: Vec<ProbeReport>,
     /// Why the alerts could not be recorded, if they could not.
     pub alerts: Option<AlertError>,
@@ -16,7 +16,7 @@ pub struct ProbeRound {
 /// Probes `targets`; reports alerts when `alert`; updates `metrics` when
 /// given. A round that ran is a successful round: a failing endpoint is a
 /// problem of that target (its own alert and metrics), not of the job.
-pub async fn probe_round(
+pub(crate) async fn probe_round(
     config: &Config,
     targets: Vec<Target>,
     opts: &ProbeOptions,
@@ -49,7 +49,7 @@ pub async fn probe_round(
 /// with alerts: the daemon's probe job. The targets were resolved when the
 /// config was loaded; Err (recorded as a failed run) when the options cannot
 /// be built (a CA file that went away since).
-pub async fn probe_configured(
+pub(crate) async fn probe_configured(
     config: &Config,
     metrics: Option<&Shared>,
 ) -> Result<ProbeRound, ProbeError> {

@@ -8,11 +8,11 @@ use crate::renew::run::{self, Options, Outcome, RunError};
 
 /// Key of the "could not run its renewal check" alert. A check that runs
 /// (whatever it finds) resolves it.
-pub const CHECK_KEY: &str = "agent:renewal-check:run";
+pub(crate) const CHECK_KEY: &str = "agent:renewal-check:run";
 
 /// What a renewal check did.
 #[derive(Debug)]
-pub struct RenewalCheck {
+pub(crate) struct RenewalCheck {
     /// The run's outcome, or why it could not run at all.
     pub outcome: Result<Outcome, RunError>,
     /// Why the alerts could not be recorded, if they could not (undelivered
@@ -22,7 +22,7 @@ pub struct RenewalCheck {
 
 impl RenewalCheck {
     /// True when the run ran and everything in it went well.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.outcome.as_ref().is_ok_and(Outcome::ok)
     }
 }
@@ -30,7 +30,7 @@ impl RenewalCheck {
 /// The alert raised when a renewal check cannot run at all (the store cannot
 /// be used, the lock cannot be taken): nothing was checked, so nothing can be
 /// trusted to renew.
-pub fn cannot_run(e: &RunError) -> Problem {
+pub(super) fn cannot_run(e: &RunError) -> Problem {
     Problem::new(
         CHECK_KEY,
         Severity::Critical,
@@ -42,7 +42,7 @@ pub fn cannot_run(e: &RunError) -> Problem {
 /// Runs one renewal check and reports its alerts; updates `metrics` when
 /// given. A dry run raises and resolves nothing; neither does a check asked
 /// for a certificate the config does not have (a usage error).
-pub async fn renewal_check(
+pub(crate) async fn renewal_check(
     config: &Config,
     opts: &Options,
     metrics: Option<&Shared>,

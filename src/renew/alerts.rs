@@ -12,19 +12,19 @@ use super::run::Outcome;
 
 /// Key of the run-level problem (nginx, hooks, state). Keys are
 /// `kind:subject:check`, never error text: what went wrong is in the details.
-pub const RUN_KEY: &str = "renew:run:deploy";
+pub(crate) const RUN_KEY: &str = "renew:run:deploy";
 
 /// Key of a certificate's renewal (or deploy) failure.
-pub fn key(name: &str) -> String {
+pub(crate) fn key(name: &str) -> String {
     format!("renew:{name}:renewal")
 }
 
 /// Key of the "CA unreachable for too long" problem.
-pub const CA_KEY: &str = "agent:ca:reachable";
+pub(crate) const CA_KEY: &str = "agent:ca:reachable";
 
 /// Problems and checked-OK keys from a run's outcome. `ca_bound`: how long
 /// the CA may be unreachable before it is a problem of its own.
-pub fn observations(
+pub(crate) fn observations(
     o: &Outcome,
     now: OffsetDateTime,
     ca_bound: std::time::Duration,

@@ -17,7 +17,7 @@ use crate::store::{atomic, io_err, Store, StoreError};
 
 /// ARI windows by lineage name, as stored.
 #[derive(Debug, Default)]
-pub struct AriStore {
+pub(crate) struct AriStore {
     path: PathBuf,
     pub windows: BTreeMap<String, AriState>,
     dirty: bool,
@@ -26,7 +26,7 @@ pub struct AriStore {
 impl AriStore {
     /// Loads the state; a missing or unreadable file is an empty state (the
     /// windows are only a cache of what the CA says).
-    pub fn load(store: &Store) -> AriStore {
+    pub(crate) fn load(store: &Store) -> AriStore {
         let path = store.state_dir().join("ari.json");
         let windows = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -42,21 +42,21 @@ impl AriStore {
         }
     }
 
-    pub fn set(&mut self, name: &str, state: AriState) {
+    pub(crate) fn set(&mut self, name: &str, state: AriState) {
         if self.windows.get(name) != Some(&state) {
             self.windows.insert(name.to_string(), state);
             self.dirty = true;
         }
     }
 
-    pub fn remove(&mut self, name: &str) {
+    pub(crate) fn remove(&mut self, name: &str) {
         if self.windows.remove(name).is_some() {
             self.dirty = true;
         }
     }
 
     /// Writes the state atomically if it changed.
-    pub fn save(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn save(&mut self) -> Result<(), StoreError> {
         if !self.dirty {
             return Ok(());
         }
@@ -75,7 +75,7 @@ impl AriStore {
 }
 
 /// One certificate to ask about.
-pub struct Query {
+pub(crate) struct Query {
     pub name: String,
     pub serial: String,
     pub leaf_der: Vec<u8>,
@@ -83,7 +83,7 @@ pub struct Query {
 
 /// Why one ARI look-up failed.
 #[derive(Debug, thiserror::Error)]
-pub enum AriError {
+pub(crate) enum AriError {
     #[error("the certificate has no ARI identifier: {0}")]
     Identifier(String),
     #[error("{}", crate::net::error_chain(.0))]
@@ -92,7 +92,7 @@ pub enum AriError {
 
 /// Asks the CA for the windows of `queries`, at most `concurrency` at once.
 /// Failures are returned per lineage; they never stop the others.
-pub async fn fetch(
+pub(crate) async fn fetch(
     client: &AcmeClient,
     queries: Vec<Query>,
     concurrency: usize,

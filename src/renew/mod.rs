@@ -3,12 +3,12 @@
 //! `hooks`) into a typed `outcome`; `state` remembers per lineage which
 //! version is served, which awaits its deploy, and what was revoked.
 
-pub mod alerts;
-pub mod ari;
+pub(crate) mod alerts;
+pub(crate) mod ari;
 mod deploy;
 mod hooks;
 mod obtain;
-pub mod outcome;
-pub mod plan;
-pub mod run;
-pub mod state;
+pub(crate) mod outcome;
+pub(crate) mod plan;
+pub(crate) mod run;
+pub(crate) mod state;

@@ -39,7 +39,7 @@ pub(super) struct Staged<'a> {
 
 impl Staged<'_> {
     /// The version to move back to when the deploy fails.
-    pub fn previous(&self) -> Option<u32> {
+    pub(super) fn previous(&self) -> Option<u32> {
         self.cur
             .map(|c| c.lineage.version)
             .filter(|v| *v != self.version)
@@ -78,7 +78,7 @@ pub(super) struct Ca<'a> {
 }
 
 impl Ca<'_> {
-    pub async fn client(&mut self) -> Result<&AcmeClient, Arc<AcmeError>> {
+    pub(super) async fn client(&mut self) -> Result<&AcmeClient, Arc<AcmeError>> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -102,7 +102,7 @@ impl Ca<'_> {
     }
 
     /// Whether the CA answered this run (None: not contacted).
-    pub fn reachable(&self) -> Option<bool> {
+    pub(super) fn reachable(&self) -> Option<bool> {
         match (&self.client, &self.error) {
             (Some(_), _) => Some(true),
             (None, Some(_)) => Some(false),

@@ -24,7 +24,7 @@ fn display_all<T: std::fmt::Display, S: Serializer>(v: &[T], s: S) -> Result<S::
 
 /// A certificate renewed (or, in a dry run, obtained) and deployed.
 #[derive(Debug, Serialize)]
-pub struct Renewed {
+pub(crate) struct Renewed {
     pub name: String,
     /// Archive version now live (None in a dry run).
     pub version: Option<u32>,
@@ -37,7 +37,7 @@ pub struct Renewed {
 
 /// A certificate not due yet.
 #[derive(Debug, Serialize)]
-pub struct NotDue {
+pub(crate) struct NotDue {
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub due_at: OffsetDateTime,
@@ -47,7 +47,7 @@ pub struct NotDue {
 
 /// A certificate that was not renewed, or whose new version is not served.
 #[derive(Debug, Serialize)]
-pub struct Failed {
+pub(crate) struct Failed {
     pub name: String,
     pub domains: Vec<String>,
     #[serde(rename = "error", serialize_with = "display")]
@@ -63,7 +63,7 @@ pub struct Failed {
 
 /// Why a certificate was not renewed or deployed.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error("{0}")]
     Lineage(StoreError),
     #[error("{}", error_chain(.0.as_ref()))]
@@ -82,7 +82,7 @@ pub enum Failure {
 
 /// A version stored but not served: which step failed and where live/ is now.
 #[derive(Debug)]
-pub struct DeployFailure {
+pub(crate) struct DeployFailure {
     /// The version that is not served.
     pub version: u32,
     pub step: DeployStep,
@@ -91,7 +91,7 @@ pub struct DeployFailure {
 
 /// The deploy step that failed.
 #[derive(Debug)]
-pub enum DeployStep {
+pub(crate) enum DeployStep {
     /// The live links could not be moved to the new version.
     Activate(StoreError),
     /// `nginx -t`, shared by every certificate of the run.
@@ -104,7 +104,7 @@ pub enum DeployStep {
 
 /// What happened to the live links after a failed deploy.
 #[derive(Debug)]
-pub enum Rollback {
+pub(crate) enum Rollback {
     /// live/ points at the version served before (nginx was reloaded back
     /// onto it when it had been reloaded).
     To(u32),
@@ -118,7 +118,7 @@ pub enum Rollback {
 
 impl Rollback {
     /// Whether live/ still points at the new (unserved) version.
-    pub fn left_new_version(&self) -> bool {
+    pub(crate) fn left_new_version(&self) -> bool {
         matches!(self, Rollback::NoPrevious | Rollback::Failed { .. })
     }
 }
@@ -153,7 +153,7 @@ impl std::error::Error for DeployFailure {}
 
 /// Trouble of the run as a whole (nginx after a rollback, hooks, state).
 #[derive(Debug, thiserror::Error)]
-pub enum RunProblem {
+pub(crate) enum RunProblem {
     #[error("pre_hook: {0}")]
     PreHook(Arc<CommandError>),
     #[error("{name}: deploy_hook: {error}")]
@@ -174,7 +174,7 @@ pub enum RunProblem {
 
 /// What a run did.
 #[derive(Debug, Default, Serialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub dry_run: bool,
     pub renewed: Vec<Renewed>,
     pub not_due: Vec<NotDue>,
@@ -189,7 +189,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.failed.is_empty() && self.problems.is_empty()
     }
 }

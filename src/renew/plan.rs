@@ -21,7 +21,7 @@ use crate::config::RenewBefore;
 
 /// What is known about a lineage when planning.
 #[derive(Debug, Clone)]
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     /// Serial (lowercase hex) of the current certificate.
@@ -86,7 +86,7 @@ fn clamp_retry_after(d: std::time::Duration) -> Duration {
 
 /// A uniformly random moment inside the window; its start (already past, so
 /// due at once) when it had opened before `now`.
-pub fn choose_in_window(
+pub(crate) fn choose_in_window(
     start: OffsetDateTime,
     end: OffsetDateTime,
     now: OffsetDateTime,
@@ -100,7 +100,7 @@ pub fn choose_in_window(
 }
 
 /// Whether to ask the CA for a fresh ARI window now.
-pub fn should_fetch_ari(ari: Option<&AriState>, serial: &str, now: OffsetDateTime) -> bool {
+pub(crate) fn should_fetch_ari(ari: Option<&AriState>, serial: &str, now: OffsetDateTime) -> bool {
     match ari {
         None => true,
         Some(a) => a.serial != serial || now >= a.next_fetch,
@@ -197,7 +197,7 @@ impl Decision {
 }
 
 /// The default share of the lifetime left at which to renew.
-pub fn default_fraction(lifetime: Duration) -> f64 {
+pub(crate) fn default_fraction(lifetime: Duration) -> f64 {
     if lifetime < Duration::days(10) {
         0.5
     } else {
@@ -206,7 +206,7 @@ pub fn default_fraction(lifetime: Duration) -> f64 {
 }
 
 /// How long before expiry the threshold rule renews.
-pub fn threshold(lifetime: Duration, renew_before: Option<RenewBefore>) -> Duration {
+pub(crate) fn threshold(lifetime: Duration, renew_before: Option<RenewBefore>) -> Duration {
     match renew_before {
         Some(b) => Duration::seconds(b.seconds_of(lifetime.whole_seconds())),
         None => {
@@ -215,7 +215,7 @@ pub fn threshold(lifetime: Duration, renew_before: Option<RenewBefore>) -> Durat
     }
 }
 
-pub fn decide(f: &Facts<'_>, now: OffsetDateTime) -> Decision {
+pub(crate) fn decide(f: &Facts<'_>, now: OffsetDateTime) -> Decision {
     let wanted: BTreeSet<String> = f
         .wanted_domains
         .iter()
@@ -267,7 +267,7 @@ pub fn decide(f: &Facts<'_>, now: OffsetDateTime) -> Decision {
 /// deploying instead of ordering anew: it names the domains the config asks
 /// for and has more than 1/10 of its lifetime left (the rule that makes a
 /// live certificate due whatever else says).
-pub fn redeployable(
+pub(crate) fn redeployable(
     cert_domains: &[String],
     wanted_domains: &[String],
     not_before: OffsetDateTime,
@@ -282,13 +282,13 @@ pub fn redeployable(
         && left > Duration::ZERO
 }
 
-pub fn date(t: OffsetDateTime) -> String {
+pub(crate) fn date(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
 
 /// "12d 3h", "5h 10m", "45s".
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let s = d.whole_seconds();
     let sign = if s < 0 { "-" } else { "" };
     let s = s.unsigned_abs();

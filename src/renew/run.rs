@@ -10,9 +10,7 @@ use super::ari::{self, AriStore};
 use super::deploy;
 use super::hooks as run_hooks;
 use super::obtain::{self, failed, Ca, Order, Staged};
-pub use super::outcome::{
-    DeployFailure, DeployStep, Failed, Failure, NotDue, Outcome, Renewed, Rollback, RunProblem,
-};
+pub(crate) use super::outcome::{Failed, Failure, NotDue, Outcome, Renewed, RunProblem};
 use super::plan::{self, Decision, Facts, Reason};
 use super::state::LineageStates;
 use crate::cert::{self, CertFacts};
@@ -22,7 +20,7 @@ use crate::store::lock::{self, LockError, StoreLock};
 use crate::store::{Current, Store, StoreError};
 
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     pub dry_run: bool,
     pub force: bool,
     /// Limit to these certificate names (all when empty).
@@ -32,7 +30,7 @@ pub struct Options {
 
 /// Why a run could not run at all.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     #[error("no [[certificate]] named {0:?} in the config")]
     UnknownCertificate(String),
     #[error("cannot use the store: {0}")]
@@ -51,7 +49,7 @@ enum Work<'a> {
     Redeploy(Staged<'a>),
 }
 
-pub async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
+pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let selected = select(config, &opts.certs)?;
     let directory = if opts.dry_run {
         config

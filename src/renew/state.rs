@@ -22,10 +22,10 @@ use crate::store::{atomic, io_err, Store, StoreError};
 const KEEP_PROFILES: usize = 8;
 
 /// File name under `<store>/state/`.
-pub const FILE: &str = "lineages.json";
+pub(crate) const FILE: &str = "lineages.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineageState {
+pub(crate) struct LineageState {
     /// The version last deployed and confirmed served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served: Option<u32>,
@@ -42,7 +42,7 @@ pub struct LineageState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub version: u32,
     /// When it was first stored for deploy.
     #[serde(with = "time::serde::rfc3339")]
@@ -53,26 +53,26 @@ impl LineageState {
     /// The stored version to deploy again instead of ordering, if any: the
     /// pending version, unless the live links already moved past it (a later
     /// `certkeep issue`).
-    pub fn redeploy(&self, live: Option<u32>) -> Option<u32> {
+    pub(crate) fn redeploy(&self, live: Option<u32>) -> Option<u32> {
         let p = self.pending.as_ref()?;
         (p.version >= live.unwrap_or(0)).then_some(p.version)
     }
 
     /// The profile `version` was ordered with (None: the CA's default, or
     /// ordered before profiles were recorded).
-    pub fn profile(&self, version: u32) -> Option<&str> {
+    pub(crate) fn profile(&self, version: u32) -> Option<&str> {
         self.profiles.get(&version).map(String::as_str)
     }
 
     /// Whether `serial` is the certificate `certkeep revoke` revoked.
-    pub fn is_revoked(&self, serial: &str) -> bool {
+    pub(crate) fn is_revoked(&self, serial: &str) -> bool {
         self.revoked_serial.as_deref() == Some(serial)
     }
 }
 
 /// The state of every lineage, as stored.
 #[derive(Debug)]
-pub struct LineageStates {
+pub(crate) struct LineageStates {
     path: PathBuf,
     lineages: BTreeMap<String, LineageState>,
     dirty: bool,
@@ -80,7 +80,7 @@ pub struct LineageStates {
 
 impl LineageStates {
     /// Loads the state; a missing file is an empty state.
-    pub fn load(store: &Store) -> Result<LineageStates, StoreError> {
+    pub(crate) fn load(store: &Store) -> Result<LineageStates, StoreError> {
         let path = store.state_dir().join(FILE);
         let lineages = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
@@ -99,7 +99,7 @@ impl LineageStates {
     }
 
     /// An empty state that is never saved (dry runs).
-    pub fn in_memory() -> LineageStates {
+    pub(crate) fn in_memory() -> LineageStates {
         LineageStates {
             path: PathBuf::new(),
             lineages: BTreeMap::new(),
@@ -107,7 +107,7 @@ impl LineageStates {
         }
     }
 
-    pub fn get(&self, name: &str) -> LineageState {
+    pub(crate) fn get(&self, name: &str) -> LineageState {
         self.lineages.get(name).cloned().unwrap_or_default()
     }
 
@@ -125,7 +125,7 @@ impl LineageStates {
     }
 
     /// `version` was deployed and confirmed served: nothing is pending.
-    pub fn served(&mut self, name: &str, version: u32) {
+    pub(crate) fn served(&mut self, name: &str, version: u32) {
         self.update(name, |s| {
             s.served = Some(version);
             s.pending = None;
@@ -134,7 +134,7 @@ impl LineageStates {
     }
 
     /// `version` is stored but not confirmed served; keeps the first time.
-    pub fn pending(&mut self, name: &str, version: u32, now: OffsetDateTime) {
+    pub(crate) fn pending(&mut self, name: &str, version: u32, now: OffsetDateTime) {
         self.update(name, |s| {
             let since = match &s.pending {
                 Some(p) if p.version == version => p.since,
@@ -147,13 +147,13 @@ impl LineageStates {
 
     /// Forgets a pending version that will not be deployed (superseded,
     /// unusable, or gone from the archive).
-    pub fn drop_pending(&mut self, name: &str) {
+    pub(crate) fn drop_pending(&mut self, name: &str) {
         self.update(name, |s| s.pending = None);
     }
 
     /// `version` of `name` was ordered with `profile` (None: the CA's
     /// default). Only the last few versions are remembered.
-    pub fn ordered(&mut self, name: &str, version: u32, profile: Option<&str>) {
+    pub(crate) fn ordered(&mut self, name: &str, version: u32, profile: Option<&str>) {
         self.update(name, |s| {
             match profile {
                 Some(p) => {
@@ -170,12 +170,12 @@ impl LineageStates {
     }
 
     /// `serial`, the current certificate of `name`, was revoked.
-    pub fn revoked(&mut self, name: &str, serial: &str) {
+    pub(crate) fn revoked(&mut self, name: &str, serial: &str) {
         self.update(name, |s| s.revoked_serial = Some(serial.to_string()));
     }
 
     /// Writes the state atomically (0600) if it changed.
-    pub fn save(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn save(&mut self) -> Result<(), StoreError> {
         if !self.dirty || self.path.as_os_str().is_empty() {
             return Ok(());
         }
