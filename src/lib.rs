@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub(crate) mod daemon;
+pub(crate) mod dates;
 pub(crate) mod hooks;
 pub(crate) mod issue;
 pub(crate) mod job;

@@ -257,7 +257,7 @@ pub struct NodeDeployStatus {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    crate::renew::plan::date(t)
+    crate::dates::rfc3339(t)
 }
 
 /// Reads the whole prefix once and judges every node's deploy.

@@ -40,10 +40,7 @@ pub struct Listing {
     pub configured: bool,
 }
 
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
+use crate::dates::rfc3339;
 
 /// Every lineage in the store, healthy or not; Err only when the store
 /// itself cannot be read.

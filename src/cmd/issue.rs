@@ -79,7 +79,7 @@ pub(super) async fn run(config: &Config, names: &[String], all: bool) -> u8 {
                 "{}: issued version {version}, serial {}, expires {} ({:.1}s)",
                 c.name(),
                 leaf.serial,
-                crate::cmd::certificates::rfc3339(leaf.not_after),
+                crate::dates::rfc3339(leaf.not_after),
                 started.elapsed().as_secs_f64()
             ),
             Err(e) => {

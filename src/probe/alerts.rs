@@ -95,10 +95,7 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
                 };
                 p = p
                     .detail("days_left", cert.days_left.to_string())
-                    .detail(
-                        "not_after",
-                        crate::cmd::certificates::rfc3339(cert.earliest_expiry),
-                    )
+                    .detail("not_after", crate::dates::rfc3339(cert.earliest_expiry))
                     .detail("expires_first", first)
                     .detail("issuer", cert.issuer.clone())
                     .detail("serial", cert.serial.clone());

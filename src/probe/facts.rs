@@ -7,7 +7,7 @@ use super::http::{Hsts, PlainHttp};
 use super::ProbeError;
 
 pub(crate) fn rfc3339<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::cmd::certificates::rfc3339(*t))
+    s.serialize_str(&crate::dates::rfc3339(*t))
 }
 
 /// One certificate of the served chain.

@@ -308,7 +308,7 @@ fn expiry(c: &CertInfo, policy: &Policy, now: OffsetDateTime) -> Check {
             format!("{} ", reasons::which(&c.chain, i))
         }
     };
-    let date = crate::cmd::certificates::rfc3339;
+    let date = crate::dates::rfc3339;
     // Not yet valid: the certificate that starts last.
     let starts = c
         .chain

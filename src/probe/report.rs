@@ -131,14 +131,14 @@ pub fn table(reports: &[ProbeReport], details: bool, colour: bool) -> String {
                     c.sans.join(", "),
                     c.issuer,
                     c.serial,
-                    crate::cmd::certificates::rfc3339(c.not_after)
+                    crate::dates::rfc3339(c.not_after)
                 );
                 if c.expires_first != "leaf" {
                     let _ = writeln!(
                         out,
                         "    expires first: intermediate \"{}\" on {} ({})",
                         c.earliest_expiry_subject,
-                        crate::cmd::certificates::rfc3339(c.earliest_expiry),
+                        crate::dates::rfc3339(c.earliest_expiry),
                         if c.days_left < 0 {
                             format!("expired {} days ago", -c.days_left)
                         } else {

@@ -283,8 +283,7 @@ pub(crate) fn redeployable(
 }
 
 pub(crate) fn date(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    crate::dates::rfc3339(t)
 }
 
 /// "12d 3h", "5h 10m", "45s".
