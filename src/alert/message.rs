@@ -18,8 +18,7 @@ pub const FIELDS: [(&str, &str); 8] = [
 pub fn rfc3339(ts: Ts) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(ts).unwrap_or(i64::MAX))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| ts.to_string())
+    crate::dates::rfc3339(t)
 }
 
 /// A stable id of the alert (not of one notification): hex of SHA-256 of the key, 16 digits.

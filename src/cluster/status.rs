@@ -256,9 +256,7 @@ pub struct NodeDeployStatus {
     pub reported_at: Option<String>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    crate::dates::rfc3339(t)
-}
+use crate::dates::rfc3339;
 
 /// Reads the whole prefix once and judges every node's deploy.
 pub async fn status(
