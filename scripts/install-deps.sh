@@ -4,7 +4,8 @@
 #   nginx, pebble + pebble-challtestsrv (>= 2.5: it serves ARI renewalInfo),
 #   sslscan (a peer for protocol verdicts), certbot and lego (benchmark peers),
 #   openssl and curl (independent checks), python3 (its email package parses
-#   alert mails as an independent MIME parser), systemd (systemd-analyze verify),
+#   alert mails as an independent MIME parser), python3-aiosmtpd (a strict
+#   third-party SMTP server the alert mails are delivered to), systemd (systemd-analyze verify),
 #   hyperfine and time (benchmarks), etcd-server and etcd-client (etcdctl) for
 #   cluster mode's tests, protobuf-compiler and libprotobuf-dev (the etcd
 #   client crate's build runs protoc on etcd's .proto files, which import
@@ -16,7 +17,7 @@
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(nginx-light sslscan certbot lego curl openssl python3 systemd hyperfine time bc ca-certificates
+pkgs=(nginx-light sslscan certbot lego curl openssl python3 python3-aiosmtpd systemd hyperfine time bc ca-certificates
   etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager chromium
   lintian man-db)
 missing=()

@@ -26,7 +26,7 @@ leftovers() {
     done
 }
 count() { pgrep -c -f "$1" || true; }
-servers() { echo "nginx masters $(count 'nginx: master'), pebble $(count '^pebble '), pebble-challtestsrv $(count '^pebble-challtestsrv'), certkeep $(count 'certkeep --config'), etcd $(count '^etcd '), alertmanager $(count '^prometheus-alertmanager '), chromium $(count '^chromium')"; }
+servers() { echo "nginx masters $(count 'nginx: master'), pebble $(count '^pebble '), pebble-challtestsrv $(count '^pebble-challtestsrv'), certkeep $(count 'certkeep --config'), etcd $(count '^etcd '), alertmanager $(count '^prometheus-alertmanager '), aiosmtpd $(count 'aiosmtpd_peer.py'), chromium $(count '^chromium')"; }
 echo "before the tests: $(servers)"
 check_leftovers() {
     echo "after the tests: $(servers)"

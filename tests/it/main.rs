@@ -6,6 +6,7 @@ mod common;
 mod alerts;
 mod alerts_alertmanager;
 mod alerts_email;
+mod alerts_peers;
 mod claims;
 mod cluster;
 mod cluster_bed;

@@ -1,12 +1,16 @@
 //! A small real HTTP/1.1 server for tests, on 127.0.0.1: records every
-//! request and answers from a script (then 200 "ok").
+//! request and answers from a script (then 200 "ok"). Plain HTTP, or HTTPS
+//! with a certificate from a private CA ([`Receiver::start_tls`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::tlsgen::TestCa;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -60,6 +64,10 @@ impl Reply {
 
 pub struct Receiver {
     pub port: u16,
+    /// HTTPS: the TLS handshakes that failed (the client did not trust the
+    /// certificate, or gave up), each with the server's reason.
+    handshake_errors: Arc<Mutex<Vec<String>>>,
+    tls: bool,
     requests: Arc<Mutex<Vec<Request>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -73,31 +81,61 @@ impl Drop for Receiver {
 impl Receiver {
     /// Starts a receiver that answers `script` in order, then 200.
     pub async fn start(script: Vec<Reply>) -> Receiver {
+        Self::start_with(script, None).await
+    }
+
+    /// An HTTPS receiver whose certificate (for 127.0.0.1 and localhost) is
+    /// signed by `ca`; clients must trust `ca` to reach it.
+    pub async fn start_tls(script: Vec<Reply>, ca: &TestCa) -> Receiver {
+        let config = ca.server_config(&["127.0.0.1", "localhost"]);
+        Self::start_with(script, Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(script: Vec<Reply>, tls: Option<TlsAcceptor>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let handshake_errors = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let (r, s) = (requests.clone(), script.clone());
+        let (r, s, h) = (requests.clone(), script.clone(), handshake_errors.clone());
+        let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (r, s) = (r.clone(), s.clone());
+                let (r, s, h, tls) = (r.clone(), s.clone(), h.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, &r, &s).await;
+                    match tls {
+                        None => {
+                            let _ = serve(sock, &r, &s).await;
+                        }
+                        Some(acceptor) => match acceptor.accept(sock).await {
+                            Ok(stream) => {
+                                let _ = serve(stream, &r, &s).await;
+                            }
+                            Err(e) => h.lock().unwrap().push(e.to_string()),
+                        },
+                    }
                 });
             }
         });
         Receiver {
             port,
+            handshake_errors,
+            tls: is_tls,
             requests,
             task,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn handshake_errors(&self) -> Vec<String> {
+        self.handshake_errors.lock().unwrap().clone()
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -105,8 +143,8 @@ impl Receiver {
     }
 }
 
-async fn serve(
-    sock: tokio::net::TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: S,
     requests: &Mutex<Vec<Request>>,
     script: &Mutex<VecDeque<Reply>>,
 ) -> std::io::Result<()> {

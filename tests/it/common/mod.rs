@@ -7,6 +7,7 @@
 //! When a server binary is missing the test is skipped with a message, except
 //! under `CI=true`, where a missing server is a failure.
 
+pub mod aiosmtpd;
 pub mod alertmanager;
 pub mod balanced;
 pub mod etcd;

@@ -100,4 +100,27 @@ impl TestCa {
         std::fs::set_permissions(&keyf, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
         (crt, keyf)
     }
+
+    /// A rustls server configuration presenting a new leaf for `names`
+    /// (DNS names or IP addresses), valid from yesterday for 30 days and
+    /// signed by this CA (the CA itself is not sent).
+    pub fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut p = CertificateParams::new(names).expect("leaf params");
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now - Duration::days(1);
+        p.not_after = now + Duration::days(30);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = p.signed_by(&key, &self.issuer).expect("sign leaf");
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server config")
+    }
 }
