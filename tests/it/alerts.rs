@@ -541,6 +541,13 @@ async fn secrets_never_reach_the_logs() {
         ok_rx.url(&format!("/hook/{URL_TOKEN}")),
     ));
     let env_url = failing_rx.url(&format!("/env/{URL_TOKEN}"));
+    // The password also as AUTH PLAIN and AUTH LOGIN carry it (base64).
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let auth_plain = b64(&format!("\0certkeep\0{SMTP_PASSWORD}"));
+    let auth_login = b64(SMTP_PASSWORD);
     for (args, env) in [
         (vec!["-vvv", "alert", "test"], vec![]),
         (vec!["alert", "test"], vec![("RUST_LOG", "trace")]),
@@ -554,7 +561,16 @@ async fn secrets_never_reach_the_logs() {
         let (code, out, err) = certkeep(&path, &args, &env).await;
         assert_eq!(code, 1, "{out}{err}");
         assert!(!err.is_empty(), "trace logging produced nothing");
-        for secret in [SMTP_PASSWORD, BEARER, "t0ken-do-not-log", URL_TOKEN] {
+        for secret in [
+            SMTP_PASSWORD,
+            BEARER,
+            "t0ken-do-not-log",
+            URL_TOKEN,
+            &auth_plain,
+            auth_plain.trim_end_matches('='),
+            &auth_login,
+            auth_login.trim_end_matches('='),
+        ] {
             assert!(!out.contains(secret), "{secret} on stdout:\n{out}");
             assert!(!err.contains(secret), "{secret} in logs:\n{err}");
         }
