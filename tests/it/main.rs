@@ -8,6 +8,7 @@ mod alerts_alertmanager;
 mod alerts_email;
 mod alerts_peers;
 mod claims;
+mod claims_ops;
 mod cluster;
 mod cluster_bed;
 mod cluster_e2e;
