@@ -1,9 +1,19 @@
-//! Documented behaviours of operation that no other area showed: one TLS
-//! stack in the dependency tree (cargo's own resolver decides), and more
-//! rows of docs/claims.md, each named there.
+//! Documented behaviours of operation that no other area showed, each a
+//! row of docs/claims.md: one TLS stack in the dependency tree (cargo's own
+//! resolver decides), `renew` refusing in cluster mode, the default config
+//! path, the log formats and `CERTKEEP_LOG_FORMAT`, the systemd watchdog and
+//! the daemon's `shutdown_timeout`.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use crate::common;
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_exit, text};
 
 /// `cargo tree -i <package>` over the workspace with every kind of
 /// dependency, for the host: the crates that pull `package` in (empty
@@ -56,4 +66,459 @@ fn one_tls_stack_no_openssl_and_no_ring() {
             panic!("{absent} is in the dependency tree:\n{tree}");
         }
     }
+}
+
+// ---- the binary, without a CA ----
+
+/// A config with a store in `dir`, a CA address where nothing answers, and
+/// `extra` appended.
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("certkeep.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "store = {:?}\n\n[acme]\ndirectory = \"https://127.0.0.1:{}/dir\"\nemail = \"ops@example.com\"\n{extra}",
+            dir.join("store"),
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs certkeep with `args` (no `--config` added) and `env`, with neither
+/// `CERTKEEP_CONFIG`, `CERTKEEP_LOG_FORMAT`, `RUST_LOG` nor `NO_COLOR` inherited.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certkeep"));
+    cmd.args(args)
+        .env_remove("CERTKEEP_CONFIG")
+        .env_remove("CERTKEEP_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run certkeep")
+}
+
+/// D2: in cluster mode `renew` refuses, says why and what to run instead,
+/// and contacts neither the CA nor etcd; the same config is valid.
+#[test]
+fn renew_refuses_in_cluster_mode_and_contacts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TcpListener::bind("127.0.0.1:0").unwrap();
+    let etcd = TcpListener::bind("127.0.0.1:0").unwrap();
+    ca.set_nonblocking(true).unwrap();
+    etcd.set_nonblocking(true).unwrap();
+    let key = dir.path().join("cluster.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let webroot = dir.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let config = dir.path().join("certkeep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = {store:?}\n\n[acme]\ndirectory = \"https://127.0.0.1:{ca}/dir\"\nemail = \"ops@example.com\"\n\n\
+             [cluster]\nendpoints = [\"http://127.0.0.1:{etcd}\"]\nnode = \"web1\"\nencryption_key_file = {key:?}\n\n\
+             [[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = {webroot:?}\n",
+            store = dir.path().join("store"),
+            ca = ca.local_addr().unwrap().port(),
+            etcd = etcd.local_addr().unwrap().port(),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let out = run(&["--config", cfg, "check-config"], &[]);
+    assert_exit(&out, 0);
+
+    for args in [
+        &["renew"][..],
+        &["renew", "--force"],
+        &["renew", "--cert", "a"],
+    ] {
+        let mut all = vec!["--config", cfg];
+        all.extend(args);
+        let out = run(&all, &[]);
+        assert_exit(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error: certkeep renew does not run in cluster mode ([cluster] is set)"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(err.contains("`certkeep run`"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
+    }
+    for (what, l) in [("the CA", &ca), ("etcd", &etcd)] {
+        assert!(
+            matches!(l.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{what} was contacted"
+        );
+    }
+    assert!(
+        !dir.path().join("store").join("archive").exists(),
+        "nothing was written to the store"
+    );
+}
+
+/// C15: without `--config` and `$CERTKEEP_CONFIG` the file is
+/// /etc/certkeep/certkeep.toml (whether or not it exists here).
+#[test]
+fn default_config_path_is_etc_certkeep() {
+    let out = run(&["check-config"], &[]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("/etc/certkeep/certkeep.toml"),
+        "{}",
+        text(&out)
+    );
+    if !Path::new("/etc/certkeep/certkeep.toml").exists() {
+        assert_exit(&out, 2);
+        assert!(
+            all.contains("cannot read config file /etc/certkeep/certkeep.toml"),
+            "{all}"
+        );
+    }
+    // --config replaces the default ($CERTKEEP_CONFIG: claims.rs).
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = run(&["--config", config.to_str().unwrap(), "check-config"], &[]);
+    assert_exit(&out, 0);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("/etc/certkeep"));
+}
+
+/// The log lines (stderr) of a `renew` against a CA that refuses
+/// connections, with a 1 s retry budget: an INFO line ("renewing") and a
+/// WARN line (the retry), in the format `format` selects.
+fn renew_log(config: &Path, args: &[&str], env: &[(&str, &str)], tty: bool) -> String {
+    let mut all = vec!["--config", config.to_str().unwrap(), "-v"];
+    all.extend(args);
+    all.push("renew");
+    let out = if tty {
+        // util-linux `script` gives certkeep a terminal for stdout and stderr.
+        let line = std::iter::once(env!("CARGO_BIN_EXE_certkeep"))
+            .chain(all.iter().copied())
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("CERTKEEP_CONFIG")
+            .env_remove("CERTKEEP_LOG_FORMAT")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run script");
+        let mut o = out.clone();
+        o.stderr = out.stdout;
+        o.stdout = Vec::new();
+        o
+    } else {
+        run(&all, env)
+    };
+    assert_exit(&out, 1);
+    let log = String::from_utf8_lossy(&out.stderr).replace('\r', "");
+    assert!(log.contains("renewing"), "{}", text(&out));
+    log
+}
+
+const ESC: char = '\u{1b}';
+
+fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Starts with an RFC 3339 timestamp of this century (human format).
+fn timestamped(line: &str) -> bool {
+    let plain: String = strip_ansi(line);
+    plain.starts_with("20") && plain.get(10..11) == Some("T")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == ESC {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// C18 and D13: `--log-format auto` is human (timestamps, colours) on a
+/// terminal and plain lines (no time, no colours) otherwise; `human` is
+/// human on a pipe too; `plain` is plain on a terminal; the variable
+/// `CERTKEEP_LOG_FORMAT` (set by the units) selects the format as the flag
+/// does; `json` gives one JSON object per line.
+#[test]
+fn log_formats_auto_human_plain_json_and_the_environment_variable() {
+    require!("script");
+    let dir = tempfile::tempdir().unwrap();
+    let webroot = dir.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "\n[http01]\nself_check = false\n\n[renewal]\nretry_budget = \"1s\"\n\n[[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = {webroot:?}\n"
+        ),
+    );
+    let plain = |log: &str, what: &str| {
+        let info = lines_with(log, "renewing");
+        assert!(!info.is_empty(), "{what}: {log}");
+        for l in &info {
+            assert!(!l.contains(ESC), "{what}: colours in {l:?}");
+            assert!(!timestamped(l), "{what}: a timestamp in {l:?}");
+            assert!(l.trim_start().starts_with("INFO certkeep"), "{what}: {l:?}");
+        }
+    };
+    let human = |log: &str, what: &str| {
+        let info = lines_with(log, "renewing");
+        assert!(!info.is_empty(), "{what}: {log}");
+        for l in &info {
+            assert!(l.contains(ESC), "{what}: no colours in {l:?}");
+            assert!(timestamped(l), "{what}: no timestamp in {l:?}");
+            assert!(strip_ansi(l).contains(" INFO certkeep"), "{what}: {l:?}");
+        }
+    };
+
+    plain(&renew_log(&config, &[], &[], false), "auto on a pipe");
+    plain(
+        &renew_log(&config, &["--log-format", "auto"], &[], false),
+        "--log-format auto on a pipe",
+    );
+    human(&renew_log(&config, &[], &[], true), "auto on a terminal");
+    human(
+        &renew_log(&config, &["--log-format", "human"], &[], false),
+        "human on a pipe",
+    );
+    plain(
+        &renew_log(&config, &["--log-format", "plain"], &[], true),
+        "plain on a terminal",
+    );
+    plain(
+        &renew_log(&config, &[], &[("CERTKEEP_LOG_FORMAT", "plain")], true),
+        "CERTKEEP_LOG_FORMAT=plain on a terminal",
+    );
+    human(
+        &renew_log(&config, &[], &[("CERTKEEP_LOG_FORMAT", "human")], false),
+        "CERTKEEP_LOG_FORMAT=human on a pipe",
+    );
+    for log in [
+        renew_log(&config, &["--log-format", "json"], &[], false),
+        renew_log(&config, &[], &[("CERTKEEP_LOG_FORMAT", "json")], false),
+    ] {
+        let info = lines_with(&log, "renewing");
+        assert!(!info.is_empty(), "{log}");
+        for l in info {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert_eq!(v["level"], "INFO", "{l}");
+            assert_eq!(v["fields"]["certificate"], "a", "{l}");
+        }
+    }
+}
+
+// ---- the daemon ----
+
+/// Schedules that never come during a test, and no check at start.
+const QUIET_DAEMON: &str = "\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"0 0 1 1 *\"\nrenew_at_start = false\n";
+
+/// Runs `certkeep run` with a NOTIFY_SOCKET the test binds and `env`;
+/// returns every notification with the time it arrived, after `listen`.
+fn daemon_notifications(
+    config: &Path,
+    env: &[(&str, &str)],
+    listen: Duration,
+) -> Vec<(Instant, String)> {
+    let dir = config.parent().unwrap();
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certkeep"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(["run", "--log-format", "plain"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = common::KillOnDrop(cmd.spawn().expect("start certkeep run"));
+    let start = Instant::now();
+    let mut notes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < listen {
+        if let Ok(n) = sock.recv(&mut buf) {
+            notes.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+            ));
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the daemon exited: {notes:?}"
+        );
+    }
+    notes
+}
+
+/// D8: with `WATCHDOG_USEC` set (as systemd does for `WatchdogSec=`), the
+/// daemon sends `WATCHDOG=1` at half the interval; without it, none, and
+/// none when `WATCHDOG_PID` names another process.
+#[test]
+fn watchdog_pings_at_half_of_watchdog_sec() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), QUIET_DAEMON);
+    // WatchdogSec=4s: a ping every 2 s, so 5 within 9 s (at 0, 2, 4, 6, 8 s).
+    let notes = daemon_notifications(
+        &config,
+        &[("WATCHDOG_USEC", "4000000")],
+        Duration::from_secs(9),
+    );
+    assert!(
+        notes.iter().any(|(_, n)| n.contains("READY=1")),
+        "{notes:?}"
+    );
+    let pings: Vec<Instant> = notes
+        .iter()
+        .filter(|(_, n)| n.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        (4..=6).contains(&pings.len()),
+        "{} pings in 9 s with a 2 s period: {notes:?}",
+        pings.len()
+    );
+    // Each gap is half of WatchdogSec (2 s), with a margin of 0.75 s either
+    // way for a loaded machine; a gap of 4 s or more would trip systemd.
+    for w in pings.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= Duration::from_millis(1250) && gap <= Duration::from_millis(2750),
+            "ping gap {gap:?}, not about 2 s: {notes:?}"
+        );
+    }
+
+    for (env, what) in [
+        (&[][..], "no WATCHDOG_USEC"),
+        (
+            &[("WATCHDOG_USEC", "1000000"), ("WATCHDOG_PID", "1")][..],
+            "WATCHDOG_PID of another process",
+        ),
+    ] {
+        let notes = daemon_notifications(&config, env, Duration::from_secs(3));
+        assert!(
+            notes.iter().any(|(_, n)| n.contains("READY=1")),
+            "{what}: {notes:?}"
+        );
+        assert!(
+            !notes.iter().any(|(_, n)| n.contains("WATCHDOG=1")),
+            "{what}: {notes:?}"
+        );
+    }
+}
+
+/// D11: SIGTERM while a job runs a hook that would take 10 minutes: the
+/// hook is left to run for `shutdown_timeout` (2 s), then the job is
+/// dropped, the hook's whole process group killed, and the daemon exits 0.
+#[test]
+fn shutdown_timeout_drops_the_job_and_kills_the_hook_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let webroot = dir.path().join("webroot");
+    std::fs::create_dir_all(&webroot).unwrap();
+    let pids = dir.path().join("hook.pids");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "\n[http01]\nself_check = false\n\n[daemon]\nrenew_schedule = \"0 0 1 1 *\"\nprobe_schedule = \"0 0 1 1 *\"\nrenew_at_start = true\nshutdown_timeout = \"2s\"\n\n\
+             [hooks]\ntimeout = \"1h\"\npre_hook = [\"/bin/sh\", \"-c\", \"sleep 600 & echo $$ $! > {pids}; wait\"]\n\n\
+             [[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = {webroot:?}\n",
+            pids = pids.display()
+        ),
+    );
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start certkeep run"),
+    );
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut s);
+        s
+    });
+    // The renewal at start runs the pre hook: a shell and its sleep.
+    common::wait_for("the pre hook to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&pids).is_ok_and(|s| s.split_whitespace().count() == 2)
+    });
+    let hook: Vec<u32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(hook.iter().all(|p| common::alive(*p)), "{hook:?}");
+
+    let term = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    // Bound on a hang: the 2 s grace plus 28 s for a loaded machine.
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            term.elapsed() < Duration::from_secs(30),
+            "the daemon still ran 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = term.elapsed();
+    let log = log.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The running hook was given the grace, not cut at once.
+    assert!(
+        took >= Duration::from_millis(1900),
+        "exited after {took:?}: {log}"
+    );
+    assert!(log.contains("did not finish within 2s; aborted"), "{log}");
+    common::wait_for(
+        "the hook's processes to be gone",
+        Duration::from_secs(10),
+        || hook.iter().all(|p| !common::alive(*p)),
+    );
+    eprintln!("daemon exited {took:?} after SIGTERM with shutdown_timeout = 2s");
 }
