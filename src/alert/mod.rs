@@ -7,9 +7,9 @@
 //! switching modes neither repeats nor loses an alert:
 //!
 //! ```no_run
-//! # async fn f(config: &certkeep::config::Config, store: &certkeep::store::Store) -> Result<(), certkeep::alert::AlertError> {
+//! # async fn f(config: &certkeep::config::Settings) -> Result<(), certkeep::alert::AlertError> {
 //! use certkeep::alert::{Alerter, Problem, Severity};
-//! let mut alerter = Alerter::load(config, store).await?;
+//! let mut alerter = Alerter::load(&config.alerting()).await?;
 //! let now = std::time::SystemTime::now();
 //! let problems = vec![Problem::new("renew:example.com:renewal", Severity::Critical, "renewal of example.com failed")
 //!     .detail("certificate", "example.com")];
@@ -37,6 +37,7 @@ pub use config::AlertConfig;
 pub use deliver::DeliveryReport;
 pub use state::{AlertState, Kind, Notification, Problem, Severity};
 
+use crate::config::AlertSettings;
 use crate::store::atomic;
 use crate::store::lock::{LockError, StoreLock};
 use crate::store::Store;
@@ -160,11 +161,11 @@ impl Alerter {
     /// for another process using it. A corrupt state file is kept aside
     /// (logged as an error) and a fresh state is used, so alerts still flow;
     /// open alerts may then be announced once more.
-    pub async fn load(config: &crate::config::Config, store: &Store) -> Result<Self, AlertError> {
+    pub async fn load(settings: &AlertSettings<'_>) -> Result<Self, AlertError> {
         Self::open(
-            &store.state_dir(),
-            config.alert.clone(),
-            config.renewal.lock_wait.get(),
+            &Store::new(settings.store).state_dir(),
+            settings.alert.clone(),
+            settings.lock_wait,
         )
         .await
     }
@@ -274,11 +275,11 @@ async fn lock(path: &Path, wait: Duration) -> Result<StoreLock, AlertError> {
 /// (and writes nothing) when no channel is configured. Delivery failures are
 /// logged and stay queued; the returned report says what happened.
 pub async fn report(
-    config: &crate::config::Config,
+    settings: &AlertSettings<'_>,
     problems: Vec<Problem>,
     ok_keys: &[String],
 ) -> Result<Option<DeliveryReport>, AlertError> {
-    if config.alert.channels.is_empty() {
+    if settings.alert.channels.is_empty() {
         return Ok(None);
     }
     if crate::shutdown::global().is_cancelled() {
@@ -287,8 +288,7 @@ pub async fn report(
         tracing::info!("shutting down: this run's observations are not recorded as alerts");
         return Ok(None);
     }
-    let store = Store::new(&config.store);
-    let mut alerter = Alerter::load(config, &store).await?;
+    let mut alerter = Alerter::load(settings).await?;
     let now = SystemTime::now();
     alerter.observe(now, problems, ok_keys);
     let report = alerter.flush(now).await?;
@@ -301,12 +301,11 @@ pub async fn report(
 /// Between runs: re-sends the open alerts a channel would otherwise forget
 /// (Alertmanager's `resend_interval`) and retries the deliveries that are
 /// due, observing nothing. The daemon runs it every `resend_interval`.
-pub async fn upkeep(config: &crate::config::Config) -> Result<Option<DeliveryReport>, AlertError> {
-    if config.alert.channels.is_empty() || crate::shutdown::global().is_cancelled() {
+pub async fn upkeep(settings: &AlertSettings<'_>) -> Result<Option<DeliveryReport>, AlertError> {
+    if settings.alert.channels.is_empty() || crate::shutdown::global().is_cancelled() {
         return Ok(None);
     }
-    let store = Store::new(&config.store);
-    let mut alerter = Alerter::load(config, &store).await?;
+    let mut alerter = Alerter::load(settings).await?;
     let report = alerter.flush(SystemTime::now()).await?;
     Ok(Some(report))
 }

@@ -144,7 +144,7 @@ impl Reach {
             "problem",
             "this node serves what it has on disk, orders nothing and deploys nothing until etcd answers",
         );
-        match crate::alert::report(config, vec![p], &[]).await {
+        match crate::alert::report(&config.alerting(), vec![p], &[]).await {
             Ok(_) => self.alerted = true,
             Err(e) => tracing::error!("cluster: cannot record the etcd alert: {e}"),
         }
@@ -153,7 +153,9 @@ impl Reach {
     async fn reached(&mut self, config: &Config) {
         self.since = None;
         if self.alerted {
-            match crate::alert::report(config, vec![], &[UNREACHABLE_KEY.to_string()]).await {
+            match crate::alert::report(&config.alerting(), vec![], &[UNREACHABLE_KEY.to_string()])
+                .await
+            {
                 Ok(_) => self.alerted = false,
                 Err(e) => tracing::error!("cluster: cannot record the etcd alert: {e}"),
             }

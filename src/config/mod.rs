@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod probe;
 mod resolve;
 pub mod sections;
+mod slices;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 pub use sections::{
     AcmeConfig, CertificateConfig, EabConfig, Hooks, Http01Config, NginxConfig, RenewalConfig,
 };
+pub use slices::AlertSettings;
 pub use types::{
     parse_domain, parse_duration, validate_lineage_name, Command, Domain, Email, HostPort,
     HumanDuration, KeyType, LineageName, ProfileName, RenewBefore, Secret, TimeLeft, Url,

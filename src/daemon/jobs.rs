@@ -3,7 +3,7 @@
 //! they did. Errors are logged, never fatal to the daemon.
 
 use super::metrics::Shared;
-use crate::config::Config;
+use crate::config::{AlertSettings, Config};
 use crate::renew::run::Options;
 
 pub(crate) use crate::job::refresh_certificates;
@@ -52,7 +52,7 @@ pub(crate) async fn probe(config: &Config, metrics: &Shared) {
 /// Alert upkeep between runs: refreshes open alerts on Alertmanager channels
 /// and retries queued deliveries.
 pub(crate) async fn alerts(config: &Config) {
-    match crate::alert::upkeep(config).await {
+    match crate::alert::upkeep(&config.alerting()).await {
         Ok(Some(report)) if !report.ok() => {
             tracing::warn!("some alerts could not be delivered yet; they stay queued")
         }
@@ -63,8 +63,8 @@ pub(crate) async fn alerts(config: &Config) {
 
 /// Reads the alert state (without its lock: it is replaced atomically) into
 /// the metrics: queued deliveries per configured channel and open alerts.
-pub(crate) fn record_alerts(config: &Config, metrics: &Shared) {
-    let path = crate::store::Store::new(&config.store)
+pub(crate) fn record_alerts(settings: &AlertSettings<'_>, metrics: &Shared) {
+    let path = crate::store::Store::new(settings.store)
         .state_dir()
         .join(crate::alert::STATE_FILE);
     let state = match std::fs::read(&path) {
@@ -88,7 +88,7 @@ pub(crate) fn record_alerts(config: &Config, metrics: &Shared) {
         }
     };
     let Ok(mut m) = metrics.lock() else { return };
-    m.alert_queue = config
+    m.alert_queue = settings
         .alert
         .channels
         .iter()

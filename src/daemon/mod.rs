@@ -195,7 +195,7 @@ impl Running {
                 Kind::Probe => jobs::probe(&config, &metrics).await,
                 Kind::Alerts => jobs::alerts(&config).await,
             }
-            jobs::record_alerts(&config, &metrics);
+            jobs::record_alerts(&config.alerting(), &metrics);
             release_memory();
             let _ = done.send(kind);
         }));
@@ -265,7 +265,7 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
         probe: next_probe(&config, now),
         alerts: next_alerts(&config, now),
     };
-    jobs::record_alerts(&config, &metrics);
+    jobs::record_alerts(&config.alerting(), &metrics);
     tracing::info!(
         renew_schedule = %config.daemon.renew_schedule,
         probe_schedule = %config.daemon.probe_schedule,

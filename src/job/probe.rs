@@ -30,7 +30,9 @@ pub(crate) async fn probe_round(
     };
     let alerts = if alert {
         let (problems, ok) = probe::alerts::observations(&reports, &config.alert);
-        crate::alert::report(config, problems, &ok).await.err()
+        crate::alert::report(&config.alerting(), problems, &ok)
+            .await
+            .err()
     } else {
         None
     };

@@ -63,7 +63,9 @@ pub(crate) async fn renewal_check(
         }
     };
     let alerts = match observed {
-        Some((problems, ok)) => crate::alert::report(config, problems, &ok).await.err(),
+        Some((problems, ok)) => crate::alert::report(&config.alerting(), problems, &ok)
+            .await
+            .err(),
         None => None,
     };
     let check = RenewalCheck { outcome, alerts };

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
 use certkeep::config::Config;
-use certkeep::store::Store;
 use http_receiver::{Receiver, Reply};
 use smtp::{Mode, SmtpServer};
 
@@ -49,10 +48,6 @@ impl Bed {
         std::fs::write(&path, &text).expect("write config");
         let config = Config::parse(&text, &path).expect("config parses");
         (config, path)
-    }
-
-    fn store(&self) -> Store {
-        Store::new(self.path("store"))
     }
 }
 
@@ -115,7 +110,7 @@ async fn email_with_auth_plain_groups_problems_in_one_message() {
         "none",
         &format!("username = \"certkeep\"\npassword_file = {pw:?}\n"),
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     let sent = alerter.observe(
         t0(),
         vec![
@@ -181,7 +176,7 @@ async fn email_auth_login_and_rejected_password_stays_queued() {
         "none",
         &format!("username = \"certkeep\"\npassword_file = {pw:?}\n"),
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
     let report = alerter.flush(t0()).await.unwrap();
     let err = report.outcomes[0].error.as_deref().unwrap();
@@ -218,7 +213,7 @@ async fn email_over_starttls_and_implicit_tls() {
             tls,
             &format!("username = \"certkeep\"\npassword_file = {pw:?}\nca_bundle = {ca:?}\n"),
         ));
-        let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+        let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
         alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
         let report = alerter.flush(t0()).await.unwrap();
         assert!(report.ok(), "{tls}: {report:?}");
@@ -233,7 +228,7 @@ async fn email_over_starttls_and_implicit_tls() {
             &format!("username = \"certkeep\"\npassword_file = {pw:?}\n"),
         ));
         drop(alerter);
-        let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+        let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
         alerter.observe(at(10), vec![expiry_problem("c.example", 2)], &[]);
         let report = alerter.flush(at(10)).await.unwrap();
         let err = report.outcomes[0].error.as_deref().unwrap();
@@ -250,7 +245,7 @@ async fn slack_gets_block_kit_with_text_fallback() {
     let (config, _) = bed.config(&format!(
         "[[alert.channel]]\nname = \"slack\"\ntype = \"slack\"\nurl_file = {url:?}\n"
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     alerter.observe(
         t0(),
         vec![
@@ -307,7 +302,7 @@ async fn webhook_payload_headers_and_resolution() {
         "resolve_after_checks = 2\n[[alert.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = {:?}\nheaders = {{ X-Env = \"test\" }}\nheaders_from_files = {{ Authorization = {auth:?} }}\n",
         rx.url("/hook")
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     let key = "probe:a.example:443:expiry".to_string();
     alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
     assert!(alerter.flush(t0()).await.unwrap().ok());
@@ -363,7 +358,7 @@ async fn failed_send_is_retried_once_across_a_restart() {
         "[[alert.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = {:?}\n",
         rx.url(&format!("/hook/{URL_TOKEN}"))
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
     let report = alerter.flush(t0()).await.unwrap();
     let err = report.outcomes[0].error.as_deref().unwrap();
@@ -374,7 +369,7 @@ async fn failed_send_is_retried_once_across_a_restart() {
     drop(alerter);
 
     // A restart: the new process knows the alert is open and still undelivered.
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     assert!(alerter
         .observe(at(30), vec![expiry_problem("a.example", 2)], &[])
         .is_empty());
@@ -388,7 +383,7 @@ async fn failed_send_is_retried_once_across_a_restart() {
     assert!(report.ok(), "{report:?}");
     drop(alerter);
 
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     alerter.observe(at(7200), vec![expiry_problem("a.example", 2)], &[]);
     alerter.flush(at(7200)).await.unwrap();
     alerter.flush(at(86_000)).await.unwrap();
@@ -411,7 +406,7 @@ async fn slack_429_retry_after_is_honoured() {
         "[[alert.channel]]\nname = \"slack\"\ntype = \"slack\"\nurl = {:?}\n",
         rx.url("/services/x")
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     // A short Retry-After is waited out in the same run.
     alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
     let report = alerter.flush(t0()).await.unwrap();
@@ -443,7 +438,7 @@ async fn channels_get_only_their_severity() {
         warn_rx.url("/"),
         crit_rx.url("/")
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     alerter.observe(t0(), vec![expiry_problem("w.example", 5)], &[]);
     alerter.flush(t0()).await.unwrap();
     assert_eq!(warn_rx.requests().len(), 1);
@@ -602,7 +597,7 @@ async fn starttls_is_required_not_opportunistic() {
         "starttls",
         &format!("username = \"certkeep\"\npassword_file = {pw:?}\n"),
     ));
-    let mut alerter = Alerter::load(&config, &bed.store()).await.unwrap();
+    let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     alerter.observe(t0(), vec![expiry_problem("a.example", 2)], &[]);
     let report = alerter.flush(t0()).await.unwrap();
     let err = report.outcomes[0].error.as_deref().unwrap();

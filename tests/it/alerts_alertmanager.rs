@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
 use certkeep::config::Config;
-use certkeep::store::Store;
 
 /// Bound on waiting for a notification: Alertmanager's group_wait is 1s;
 /// the rest is margin for a loaded machine.
@@ -42,7 +41,7 @@ impl Agent {
     }
 
     async fn alerter(&self) -> Alerter {
-        Alerter::load(&self.config, &Store::new(self.dir.path().join("store")))
+        Alerter::load(&self.config.alerting())
             .await
             .expect("alerter")
     }

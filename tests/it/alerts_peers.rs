@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
 use certkeep::config::Config;
-use certkeep::store::Store;
 
 const USER: &str = "certkeep";
 const PASSWORD: &str = "ai0smtpd-pa55word";
@@ -56,9 +55,7 @@ impl Bed {
         );
         std::fs::write(&path, &text).unwrap();
         let config = Config::parse(&text, &path).expect("config parses");
-        Alerter::load(&config, &Store::new(self.path("store")))
-            .await
-            .expect("alerter")
+        Alerter::load(&config.alerting()).await.expect("alerter")
     }
 }
 
