@@ -206,15 +206,7 @@ impl Alerter {
         problems: Vec<Problem>,
         ok_keys: &[String],
     ) -> Vec<Notification> {
-        let now = unix(now);
-        let policy = self.config.policy();
-        let out = self.state.observe(now, &problems, ok_keys, &policy);
-        let routes = self.config.routes();
-        for n in &out {
-            tracing::info!(alert = %n.key, kind = n.kind.as_str(), severity = %n.severity, "{}", n.summary);
-            self.state.enqueue(n, &routes, now);
-        }
-        out
+        observe_state(&mut self.state, &self.config, now, problems, ok_keys)
     }
 
     /// Sends every queued notification that is due, one message per
@@ -248,6 +240,37 @@ impl Alerter {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// What [`Alerter::observe`] does, for a state kept elsewhere (cluster
+/// mode keeps the shared state in etcd): takes the observations and queues
+/// the resulting notifications.
+pub fn observe_state(
+    state: &mut AlertState,
+    config: &AlertConfig,
+    now: SystemTime,
+    problems: Vec<Problem>,
+    ok_keys: &[String],
+) -> Vec<Notification> {
+    let now = unix(now);
+    let out = state.observe(now, &problems, ok_keys, &config.policy());
+    let routes = config.routes();
+    for n in &out {
+        tracing::info!(alert = %n.key, kind = n.kind.as_str(), severity = %n.severity, "{}", n.summary);
+        state.enqueue(n, &routes, now);
+    }
+    out
+}
+
+/// What [`Alerter::flush`] does, for a state kept elsewhere: sends what is
+/// due and records the outcome in `state`; the caller saves it afterwards.
+pub async fn flush_state(
+    state: &mut AlertState,
+    config: &AlertConfig,
+    now: SystemTime,
+) -> Result<DeliveryReport, AlertError> {
+    state.refresh(unix(now), &config.refresh_routes());
+    deliver::flush(state, config, unix(now), |_| Ok(())).await
 }
 
 async fn lock(path: &Path, wait: Duration) -> Result<StoreLock, AlertError> {

@@ -217,6 +217,43 @@ impl ClusterConfig {
     }
 }
 
+/// The `[cluster]` settings that differ between two configurations, by
+/// name (empty: the same cluster). A running daemon does not apply them:
+/// its cluster task keeps its etcd session, lease and locks.
+pub fn changed(old: Option<&ClusterConfig>, new: Option<&ClusterConfig>) -> Vec<&'static str> {
+    let (o, n) = match (old, new) {
+        (None, None) => return vec![],
+        (Some(o), Some(n)) => (o, n),
+        _ => return vec!["the [cluster] section itself"],
+    };
+    let mut out = Vec::new();
+    macro_rules! cmp {
+        ($($f:ident),*) => {
+            $(if o.$f != n.$f {
+                out.push(stringify!($f));
+            })*
+        };
+    }
+    cmp!(
+        endpoints,
+        prefix,
+        node,
+        encryption_key_file,
+        lease_ttl,
+        request_timeout,
+        connect_timeout,
+        challenge_timeout,
+        deploy_lag_alert_after,
+        unreachable_alert_after,
+        ca_file,
+        cert_file,
+        key_file,
+        user,
+        password_file
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, ConfigError};
@@ -417,5 +454,20 @@ password_file = "/etc/certkeep/etcd-password"
             assert_eq!(l, line, "{body}: {m}");
             assert!(m.contains(msg), "{body}: {m}");
         }
+    }
+
+    #[test]
+    fn changed_names_the_cluster_settings_that_differ() {
+        use super::{changed, ClusterConfig};
+        let base = "endpoints = [\"http://127.0.0.1:2379\"]\nencryption_key_file = \"/k\"\n";
+        let parse = |t: &str| -> ClusterConfig { toml::from_str(t).unwrap() };
+        let a = parse(base);
+        // The same values elsewhere in the file are the same cluster.
+        let moved = parse(&format!("\n\n{base}"));
+        assert!(changed(Some(&a), Some(&moved)).is_empty());
+        assert!(changed(None, None).is_empty());
+        let b = parse(&format!("{base}prefix = \"/other\"\nlease_ttl = \"3s\"\n"));
+        assert_eq!(changed(Some(&a), Some(&b)), ["prefix", "lease_ttl"]);
+        assert_eq!(changed(Some(&a), None), ["the [cluster] section itself"]);
     }
 }

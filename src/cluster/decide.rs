@@ -271,6 +271,25 @@ pub fn unreachable_alert(
     since.is_some_and(|s| now - s >= bound)
 }
 
+/// Whether `node` is the one that reports an unreachable etcd for the
+/// cluster: the first by name of the nodes last seen live (with itself).
+/// The shared alert state is out of reach then, so the others only log it.
+pub fn reports_unreachable(node: &str, last_live: &BTreeSet<String>) -> bool {
+    last_live.iter().all(|n| n.as_str() >= node)
+}
+
+/// The pause before the next attempt to reach etcd: 1 s after a session
+/// that joined the cluster (or before the first attempt), else twice the
+/// last pause, at most 30 s.
+pub fn retry_pause(last: Option<std::time::Duration>, joined: bool) -> std::time::Duration {
+    const FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(30);
+    match last {
+        Some(p) if !joined => (p * 2).min(MAX),
+        _ => FIRST,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,5 +674,32 @@ mod tests {
             T0 + Duration::minutes(5),
             bound
         ));
+    }
+
+    #[test]
+    fn the_first_live_node_by_name_reports_an_unreachable_etcd() {
+        let live = set(&["a", "b", "c"]);
+        assert!(reports_unreachable("a", &live));
+        assert!(!reports_unreachable("b", &live));
+        assert!(!reports_unreachable("c", &live));
+        // Never saw the cluster, or only itself: it reports.
+        assert!(reports_unreachable("b", &set(&[])));
+        assert!(reports_unreachable("b", &set(&["b", "c"])));
+    }
+
+    #[test]
+    fn reconnect_back_off_doubles_and_resets_after_a_session_that_joined() {
+        use std::time::Duration as D;
+        let mut last = None;
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let p = retry_pause(last, false);
+            seen.push(p.as_secs());
+            last = Some(p);
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 30, 30]);
+        // etcd came back, the node joined, then lost it again: 1 s, not 30 s.
+        assert_eq!(retry_pause(last, true), D::from_secs(1));
+        assert_eq!(retry_pause(Some(D::from_secs(1)), false), D::from_secs(2));
     }
 }

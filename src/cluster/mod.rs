@@ -2,6 +2,7 @@
 //! state through etcd; one node orders, every node answers challenges and
 //! deploys. Design and operator's guide: docs/cluster.md.
 
+pub mod alerts;
 pub mod config;
 pub mod decide;
 pub mod etcd;

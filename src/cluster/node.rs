@@ -3,13 +3,14 @@
 //! new shared version. When etcd is unreachable the node keeps what it has
 //! on disk and retries; it catches up when etcd returns.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::alerts::{Evaluated, Pending};
 use super::etcd::{Change, Etcd, Settings};
 use super::keys::{Keys, Parsed};
 use super::model::{Ack, Challenge, Heartbeat, Meta};
@@ -90,9 +91,9 @@ pub async fn start(config: &Config) -> Result<Option<tokio::task::JoinHandle<()>
 
 async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node: String) {
     let token = crate::shutdown::global();
-    let mut pause = Duration::from_secs(1);
+    let mut pause: Option<Duration> = None;
     let started = OffsetDateTime::now_utc();
-    let mut reach = Reach::default();
+    let mut reach = Reach::new(&node);
     loop {
         match session(&config, &settings, &keys, &key, &node, started, &mut reach).await {
             End::Stopped => return,
@@ -101,12 +102,15 @@ async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node:
                 return;
             }
             End::Retry(e) => {
+                // A session that got as far as joining resets the back-off.
+                let joined = reach.since.is_none();
                 reach.failed(&config, &e).await;
-                tracing::warn!("cluster: {e}; retrying in {pause:?}");
-                if token.sleep(pause).await.is_err() {
+                let wait = super::decide::retry_pause(pause, joined);
+                pause = Some(wait);
+                tracing::warn!("cluster: {e}; retrying in {wait:?}");
+                if token.sleep(wait).await.is_err() {
                     return;
                 }
-                pause = (pause * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -117,13 +121,25 @@ async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node:
 pub const UNREACHABLE_KEY: &str = "cluster:etcd:reachable";
 
 /// Since when etcd has been out of reach, and whether that was alerted.
+/// Only the first live node by name (as last seen) alerts: the others log.
 #[derive(Debug, Default)]
 struct Reach {
+    node: String,
+    /// The nodes live at the last look at the fleet.
+    peers: BTreeSet<String>,
     since: Option<OffsetDateTime>,
     alerted: bool,
+    deferred: bool,
 }
 
 impl Reach {
+    fn new(node: &str) -> Reach {
+        Reach {
+            node: node.to_string(),
+            ..Reach::default()
+        }
+    }
+
     async fn failed(&mut self, config: &Config, error: &str) {
         let now = OffsetDateTime::now_utc();
         let since = *self.since.get_or_insert(now);
@@ -131,6 +147,17 @@ impl Reach {
         let bound = time::Duration::try_from(cc.unreachable_alert_after.get())
             .unwrap_or(time::Duration::MAX);
         if !super::decide::unreachable_alert(Some(since), now, bound) {
+            return;
+        }
+        if !super::decide::reports_unreachable(&self.node, &self.peers) {
+            if !self.deferred {
+                self.deferred = true;
+                let first = self.peers.iter().next().cloned().unwrap_or_default();
+                tracing::error!(
+                    "cluster: etcd has been unreachable since {}; node {first} alerts for the cluster, this node only logs it",
+                    crate::renew::plan::date(since)
+                );
+            }
             return;
         }
         let p = crate::alert::Problem::new(
@@ -152,6 +179,7 @@ impl Reach {
 
     async fn reached(&mut self, config: &Config) {
         self.since = None;
+        self.deferred = false;
         if self.alerted {
             match crate::alert::report(&config.alerting(), vec![], &[UNREACHABLE_KEY.to_string()])
                 .await
@@ -235,7 +263,9 @@ async fn session_inner(
         prefix = keys.root(),
         "cluster: joined; syncing every lineage"
     );
-    log_results(&sync::sync_all(config, &etcd, keys, key, node).await?);
+    let synced = sync::sync_all(config, &etcd, keys, key, node).await?;
+    let mut sync_failed = any_failed(&synced);
+    log_results(&synced);
     let mut files: HashMap<String, Option<crate::webroot::ChallengeFile>> = HashMap::new();
     for kv in etcd.get_prefix(&keys.challenges()).await? {
         if let Some(Parsed::Challenge(token)) = keys.parse(&kv.key) {
@@ -244,7 +274,7 @@ async fn session_inner(
                 &etcd,
                 keys,
                 node,
-                lease.id(),
+                ack_lease(&kv, &lease),
                 &token,
                 &kv.value,
                 &mut files,
@@ -254,10 +284,15 @@ async fn session_inner(
     }
     let mut next_check = tokio::time::Instant::now();
     let mut ordering: Option<Checking<'_>> = None;
+    let fleet_every = super::alerts::fleet_every(cc.deploy_lag_alert_after.get());
+    let mut fleet_at = tokio::time::Instant::now() + fleet_every;
+    let mut pending = Pending::default();
+    let mut alerting: Option<Evaluating<'_>> = None;
     loop {
         tokio::select! {
             () = token.cancelled() => {
                 drop(ordering);
+                drop(alerting);
                 let _ = lease.revoke().await;
                 return Ok(End::Stopped);
             }
@@ -269,7 +304,9 @@ async fn session_inner(
                 let new_version = changes.iter().any(|c| matches!(c,
                     Change::Put(kv) if matches!(keys.parse(&kv.key), Some(Parsed::Current(_)))));
                 if new_version {
-                    log_results(&sync::sync_all(config, &etcd, keys, key, node).await?);
+                    let synced = sync::sync_all(config, &etcd, keys, key, node).await?;
+                    sync_failed = any_failed(&synced);
+                    log_results(&synced);
                 }
             }
             changes = challenge_watch.next() => {
@@ -277,7 +314,8 @@ async fn session_inner(
                     match change {
                         Change::Put(kv) => {
                             if let Some(Parsed::Challenge(t)) = keys.parse(&kv.key) {
-                                answer(config, &etcd, keys, node, lease.id(), &t, &kv.value, &mut files).await?;
+                                let l = ack_lease(&kv, &lease);
+                                answer(config, &etcd, keys, node, l, &t, &kv.value, &mut files).await?;
                             }
                         }
                         Change::Delete { key: k, .. } => {
@@ -292,9 +330,32 @@ async fn session_inner(
             () = tokio::time::sleep_until(next_check), if ordering.is_none() => {
                 ordering = Some(Box::pin(order::check(config, &etcd, keys, key, node, &lease)));
             }
+            () = tokio::time::sleep_until(fleet_at), if alerting.is_none() => {
+                fleet_at = tokio::time::Instant::now() + fleet_every;
+                if sync_failed && deploy_retry_ready(config).await {
+                    let synced = sync::sync_all(config, &etcd, keys, key, node).await?;
+                    sync_failed = any_failed(&synced);
+                    log_results(&synced);
+                }
+                let mine = std::mem::take(&mut pending);
+                alerting = Some(Box::pin(super::alerts::evaluate(config, &etcd, keys, &lease, mine)));
+            }
+            (back, r) = async { match alerting.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if alerting.is_some() => {
+                alerting = None;
+                let mut back = back;
+                back.absorb(std::mem::take(&mut pending));
+                pending = back;
+                match r {
+                    Ok(Evaluated::Done { live }) => reach.peers = live,
+                    Ok(Evaluated::Busy) => {}
+                    Err(e) => tracing::warn!("cluster: cannot update the shared alert state: {e}"),
+                }
+            }
             results = async { match ordering.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if ordering.is_some() => {
                 ordering = None;
                 next_check = next_renewal_check(config);
+                let (p, ok) = super::alerts::renewal_observations(&results, node);
+                pending.add(p, ok);
                 for (name, r) in results {
                     match r {
                         Ordered::Failed(e) => tracing::error!(lineage = %name, "cluster: renewal failed: {e}"),
@@ -317,6 +378,44 @@ async fn session_inner(
 
 /// A renewal check in progress (polled beside the watches).
 type Checking<'a> = Pin<Box<dyn Future<Output = Vec<(String, Ordered)>> + Send + 'a>>;
+
+/// An update of the shared alert state in progress.
+type Evaluating<'a> =
+    Pin<Box<dyn Future<Output = (Pending, Result<Evaluated, String>)> + Send + 'a>>;
+
+/// Whether a sync left a lineage not deployed here (retried every fleet round).
+fn any_failed(results: &[(String, Synced)]) -> bool {
+    results
+        .iter()
+        .any(|(_, s)| matches!(s, Synced::DeployFailed { .. } | Synced::NotInstalled { .. }))
+}
+
+/// Whether retrying a failed deploy can work now: nginx accepts its
+/// configuration as it is (so a broken one is not tried again with every
+/// round, each time writing a version into the archive).
+async fn deploy_retry_ready(config: &Config) -> bool {
+    if !config.nginx.reload {
+        return true;
+    }
+    match crate::nginx::test(&config.nginx).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("cluster: not retrying the failed deploy yet: {e}");
+            false
+        }
+    }
+}
+
+/// The lease an acknowledgement is bound to: the challenge's own (the
+/// ordering node's), so the acknowledgements vanish with the challenge when
+/// that node dies; this node's for a challenge without one.
+fn ack_lease(challenge: &super::etcd::Kv, own: &super::etcd::Lease) -> i64 {
+    if challenge.lease != 0 {
+        challenge.lease
+    } else {
+        own.id()
+    }
+}
 
 /// When the daemon's renewal schedule next fires.
 fn next_renewal_check(config: &Config) -> tokio::time::Instant {
@@ -361,12 +460,19 @@ async fn answer(
         detail: result.err(),
         at: OffsetDateTime::now_utc(),
     };
-    etcd.put(
-        &keys.ack(token, node),
-        &serde_json::to_vec(&ack).unwrap_or_default(),
-        Some(lease),
-    )
-    .await?;
+    if let Err(e) = etcd
+        .put(
+            &keys.ack(token, node),
+            &serde_json::to_vec(&ack).unwrap_or_default(),
+            Some(lease),
+        )
+        .await
+    {
+        // The challenge's lease may be gone already (its order ended or its
+        // node died): then there is nobody to acknowledge to. An etcd
+        // outage shows up in the watches.
+        tracing::warn!(lineage = %ch.lineage, "cluster: cannot acknowledge challenge {token}: {e}");
+    }
     Ok(())
 }
 

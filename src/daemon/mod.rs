@@ -351,6 +351,17 @@ fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Sha
         NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading")),
     ]);
     match reload(path) {
+        Ok(new)
+            if !crate::cluster::config::changed(config.cluster.as_ref(), new.cluster.as_ref())
+                .is_empty() =>
+        {
+            let what =
+                crate::cluster::config::changed(config.cluster.as_ref(), new.cluster.as_ref());
+            tracing::error!(
+                "configuration NOT reloaded, keeping the previous one: the [cluster] section changed ({}), which a running daemon does not apply (its etcd session, lease and locks stay as they are); restart certkeep to apply it (systemctl restart certkeep)",
+                what.join(", ")
+            );
+        }
         Ok(new) => {
             *config = new;
             let now = Utc::now();
