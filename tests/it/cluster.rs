@@ -1085,3 +1085,84 @@ fn an_etcd_outage_changes_nothing_local_and_alerts_after_the_bound() {
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(receiver.requests().len(), 1, "one alert, not one per retry");
 }
+
+/// SIGHUP with a changed `[cluster]` section: the daemon refuses it, says
+/// why and how to apply it, and keeps its cluster (its heartbeat stays under
+/// the old prefix, nothing appears under the new one). A reload that leaves
+/// `[cluster]` as it is goes through.
+#[test]
+fn sighup_with_a_changed_cluster_section_is_refused_and_the_old_one_kept() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some((bed, key_file)) = cluster_bed_with(&etcd, "confirm = false") else {
+        return;
+    };
+    common::assert_exit(&bed.certkeep(&["cluster", "init"]), 0);
+    let config = |prefix: &str, lease: &str| {
+        format!(
+            "{}\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"{prefix}\"\nnode = \"n1\"\nencryption_key_file = \"{}\"\nlease_ttl = \"{lease}\"\nrequest_timeout = \"1s\"\nconnect_timeout = \"1s\"\n",
+            bed.cert_block("site", &["site.test", "www.site.test"], "confirm = false"),
+            etcd.endpoint,
+            key_file.display()
+        )
+    };
+    bed.write_config(&config("/ck/test", "4s"));
+    let log = bed.dir.path().join("daemon.log");
+    let daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the node's deploy report", Duration::from_secs(30), || {
+        report_of(&etcd).is_some()
+    });
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &daemon.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP");
+    };
+
+    bed.write_config(&config("/ck/other", "6s"));
+    hup();
+    wait_for("the refusal in the log", Duration::from_secs(20), || {
+        daemon_log().contains("configuration NOT reloaded")
+    });
+    let text = daemon_log();
+    let line = text
+        .lines()
+        .find(|l| l.contains("configuration NOT reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("[cluster] section changed (prefix, lease_ttl)"),
+        "{line}"
+    );
+    assert!(line.contains("restart certkeep"), "{line}");
+    assert!(!text.contains("configuration reloaded from"), "{text}");
+    // Still the old cluster: a heartbeat under /ck/test, nothing under /ck/other.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        etcd.raw_dump("/ck/test/v1/node/")
+            .contains("/ck/test/v1/node/n1"),
+        "{}",
+        daemon_log()
+    );
+    assert_eq!(etcd.raw_dump("/ck/other"), "");
+
+    // The same [cluster] section (written again, lines moved): reloaded.
+    bed.write_config(&format!("\n\n{}", config("/ck/test", "4s")));
+    hup();
+    wait_for("the reload in the log", Duration::from_secs(20), || {
+        daemon_log().contains("configuration reloaded from")
+    });
+    drop(daemon);
+}

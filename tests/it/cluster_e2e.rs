@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::balanced::{served_serial, BalancedBed};
 use common::etcd::{write_cluster_key, Etcd, Etcdctl};
+use common::http_receiver::Receiver;
 use common::{KillOnDrop, PebbleOptions};
 use serde_json::Value;
 
@@ -112,6 +113,10 @@ struct Cluster {
     bed: BalancedBed,
     etcd: Etcd,
     key: PathBuf,
+    /// Appended to every node's `[cluster]` section.
+    cluster_extra: String,
+    /// Appended to every node's config (an `[alert]` section).
+    alert: String,
 }
 
 impl Cluster {
@@ -125,6 +130,8 @@ impl Cluster {
             bed,
             etcd,
             key,
+            cluster_extra: String::new(),
+            alert: String::new(),
         })
     }
 
@@ -142,11 +149,17 @@ impl Cluster {
             NODES[i],
             PREFIX,
             &self.key,
-            "lease_ttl = \"3s\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"2s\"\nchallenge_timeout = \"30s\"",
+            &format!(
+                "lease_ttl = \"3s\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"2s\"\nchallenge_timeout = \"30s\"\n{}",
+                self.cluster_extra
+            ),
         );
         std::fs::write(
             &self.bed.nodes[i].config,
-            format!("{head}{certs}\n[daemon]\nrenew_schedule = \"{schedule}\"\n{cluster}"),
+            format!(
+                "{head}{certs}\n[daemon]\nrenew_schedule = \"{schedule}\"\n{cluster}\n{}",
+                self.alert
+            ),
         )
         .expect("write config");
     }
@@ -309,6 +322,50 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("status --json: {e}\n{}", common::text(&out)));
         (out.status.code(), v)
     }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A webhook receiver on loopback and the `[alert]` section of every node
+/// (one channel, the receiver).
+fn webhook(rt: &tokio::runtime::Runtime) -> (Receiver, String) {
+    let r = rt.block_on(Receiver::start(vec![]));
+    let section = format!(
+        "[alert]\n\n[[alert.channel]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+        r.url("/hook")
+    );
+    (r, section)
+}
+
+/// Every alert the receiver got, in order, from every message.
+fn alerts_received(r: &Receiver) -> Vec<Value> {
+    r.requests()
+        .iter()
+        .flat_map(|q| q.json()["alerts"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The statuses ("firing", "resolved") of the alerts received for `key`.
+fn statuses(r: &Receiver, key: &str) -> Vec<String> {
+    alerts_received(r)
+        .iter()
+        .filter(|a| a["labels"]["key"] == key)
+        .map(|a| a["status"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The keys of every alert received.
+fn keys_received(r: &Receiver) -> Vec<String> {
+    alerts_received(r)
+        .iter()
+        .map(|a| a["labels"]["key"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 /// A serial as lowercase hex without leading zeros.
@@ -571,16 +628,17 @@ fn a_lock_holder_killed_mid_order_is_replaced_and_no_version_is_written_twice() 
     };
     let x = NODES.iter().position(|n| *n == holder).expect("a bed node");
     c.kill(x);
+    // The challenge and the acknowledgements the live nodes gave it: all
+    // bound to the holder's lease.
     let held: Vec<String> = c
         .ctl()
         .ok(&["get", "--prefix", "--keys-only", &challenges])
         .lines()
-        // The challenge itself (bound to the holder's lease), not the
-        // acknowledgements (bound to each answering node's lease).
-        .filter(|l| !l.is_empty() && !l.contains("/ack/"))
+        .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    assert!(!held.is_empty());
+    assert!(held.iter().any(|k| !k.contains("/ack/")), "{held:?}");
+    assert!(held.iter().any(|k| k.contains("/ack/")), "{held:?}");
     let killed_at = time::OffsetDateTime::now_utc();
     proxy.set_delay(Duration::ZERO);
     // The holder was killed before it wrote anything.
@@ -597,7 +655,7 @@ fn a_lock_holder_killed_mid_order_is_replaced_and_no_version_is_written_twice() 
     // The killed node's lock and challenge go with its lease (3 s TTL;
     // 15 s bounds etcd's expiry with a wide margin).
     common::wait_for(
-        "the killed holder's challenge to expire with its lease",
+        "the killed holder's challenge and its acknowledgements to expire with its lease",
         Duration::from_secs(15),
         || {
             let now = c.ctl().ok(&["get", "--prefix", "--keys-only", &challenges]);
@@ -622,6 +680,18 @@ fn a_lock_holder_killed_mid_order_is_replaced_and_no_version_is_written_twice() 
     // was ordered, only one version 2 was written (below).
     assert!(c.bed.pebble.orders_created() >= 3, "{}", c.logs());
     c.stop_all();
+    // No challenge and no acknowledgement is left behind (the last order's
+    // are deleted when it ends; 15 s bounds the expiry of any lease-bound one).
+    common::wait_for(
+        "no key left under challenge/",
+        Duration::from_secs(15),
+        || {
+            c.ctl()
+                .ok(&["get", "--prefix", "--keys-only", &challenges])
+                .trim()
+                .is_empty()
+        },
+    );
 
     // etcd wrote `current` exactly twice: version 1, then version 2.
     let cur = c.current("site").unwrap();
@@ -736,12 +806,19 @@ fn etcd_losing_one_member_then_quorum_stops_nothing_and_the_cluster_recovers() {
 
 /// Node c's nginx configuration is broken when version 2 arrives: c rolls
 /// back and reports the failure (and keeps serving version 1), a and b
-/// deploy, and `cluster status` names c.
+/// deploy, `cluster status` names c, and the cluster (three daemons sharing
+/// one alert state) sends one notification naming c. Once c's config is
+/// fixed, c deploys version 2 and one "resolved" follows.
 #[test]
 fn a_node_with_a_broken_nginx_config_rolls_back_and_is_named_the_others_deploy() {
     let Some(mut c) = Cluster::start() else {
         return;
     };
+    let rt = rt();
+    let (receiver, alert) = webhook(&rt);
+    c.alert = alert;
+    // Every node looks at the fleet every 2 s (a quarter of the bound).
+    c.cluster_extra = "deploy_lag_alert_after = \"8s\"\n".into();
     let due = due_after(20);
     for i in 0..3 {
         let certs = c.bed.cert_block(
@@ -821,6 +898,176 @@ fn a_node_with_a_broken_nginx_config_rolls_back_and_is_named_the_others_deploy()
     assert!(
         !problems.contains("node a") && !problems.contains("node b"),
         "{problems}"
+    );
+
+    // One notification names c, whichever node saw the failure first.
+    let key_c = "cluster:site@c:deploy";
+    common::wait_for("the alert naming node c", Duration::from_secs(60), || {
+        !statuses(&receiver, key_c).is_empty()
+    });
+    let firing = alerts_received(&receiver)
+        .into_iter()
+        .find(|a| a["labels"]["key"] == key_c)
+        .unwrap();
+    assert_eq!(firing["status"], "firing", "{firing}");
+    assert!(
+        firing["annotations"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("node c failed to deploy site version 2"),
+        "{firing}"
+    );
+    assert!(firing.to_string().contains("nginx"), "{firing}");
+
+    // The config is fixed: c's next round finds nginx -t passing, deploys
+    // version 2, and the alert resolves.
+    std::fs::remove_file(c.bed.nodes[2].nginx.sites.join("broken.conf")).unwrap();
+    c.wait_deployed("site", 2, &[2], Duration::from_secs(60));
+    c.wait_served(2, ports[2], "site.test", &s2);
+    common::wait_for(
+        "the resolution of the alert naming node c",
+        Duration::from_secs(60),
+        || statuses(&receiver, key_c).len() >= 2,
+    );
+    // Three daemons kept looking at the fleet meanwhile: 10 s (5 rounds
+    // each) more bring no further message about c.
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        statuses(&receiver, key_c),
+        ["firing", "resolved"],
+        "{:?}\n{}",
+        alerts_received(&receiver),
+        c.logs()
+    );
+    let keys = keys_received(&receiver);
+    assert!(
+        keys.iter().all(|k| k == key_c),
+        "only c was ever a problem: {keys:?}"
+    );
+    c.stop_all();
+}
+
+/// Node c's daemon stops while the cluster renews (c has answered the
+/// challenge, so the CA still validates through its nginx): a and b deploy
+/// version 2, c keeps serving version 1. Once version 2 is older than
+/// `deploy_lag_alert_after`, the live nodes send one notification naming c;
+/// c's daemon comes back, deploys, and one "resolved" follows.
+#[test]
+fn a_node_left_behind_is_named_once_after_the_lag_bound_and_resolved_once() {
+    let Some(mut c) = Cluster::start() else {
+        return;
+    };
+    let rt = rt();
+    let (receiver, alert) = webhook(&rt);
+    c.alert = alert;
+    c.cluster_extra = "deploy_lag_alert_after = \"8s\"\n".into();
+    let due = due_after(20);
+    for i in 0..3 {
+        let certs = c.bed.cert_block(
+            i,
+            "site",
+            &["site.test"],
+            &format!("confirm = false\nrenew_before = {due}"),
+        );
+        // c checks renewals at start only (nothing due then): a or b
+        // orders version 2, so stopping c leaves the order running.
+        let schedule = if i == 2 { "0 0 0 1 1 *" } else { "* * * * * *" };
+        c.configure(i, &certs, schedule, None);
+    }
+    c.init();
+    c.start_all();
+    c.wait_deployed("site", 1, &[0, 1, 2], Duration::from_secs(90));
+    let s1 = c.current("site").unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port_c = c.bed.serve(2, "site", "site.test");
+
+    // c has answered version 2's challenge (its token file stays in its
+    // webroot when it is killed): now it stops.
+    let challenges = format!("{PREFIX}/v1/challenge/");
+    common::wait_for(
+        "node c's acknowledgement of version 2's challenge",
+        Duration::from_secs(90),
+        || {
+            c.ctl()
+                .ok(&["get", "--prefix", "--keys-only", &challenges])
+                .lines()
+                .any(|l| l.ends_with("/ack/c"))
+        },
+    );
+    c.kill(2);
+    c.wait_deployed("site", 2, &[0, 1], Duration::from_secs(90));
+    let v2 = c.current("site").unwrap();
+    let s2 = v2["serial"].as_str().unwrap().to_string();
+    assert_ne!(s1, s2);
+    assert_eq!(
+        norm(
+            c.report("site", "c").unwrap()["serving_serial"]
+                .as_str()
+                .unwrap()
+        ),
+        s1
+    );
+
+    let key_c = "cluster:site@c:deploy";
+    common::wait_for(
+        "the lag alert naming node c",
+        Duration::from_secs(60),
+        || !statuses(&receiver, key_c).is_empty(),
+    );
+    let firing = alerts_received(&receiver)
+        .into_iter()
+        .find(|a| a["labels"]["key"] == key_c)
+        .unwrap();
+    assert_eq!(firing["status"], "firing", "{firing}");
+    let text = firing.to_string();
+    assert!(
+        text.contains("node c still serves an older certificate of site"),
+        "{firing}"
+    );
+    assert!(text.contains("not running"), "{firing}");
+    // Not before the bound: the episode started 8 s or more after version
+    // 2 was written (both times from this machine's clock).
+    let written = time::OffsetDateTime::parse(
+        v2["written_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let starts = time::OffsetDateTime::parse(
+        firing["startsAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        starts >= written.replace_nanosecond(0).unwrap() + time::Duration::seconds(8),
+        "alert started {starts}, version 2 written {written}"
+    );
+    assert_eq!(
+        served_serial(port_c, "site.test").as_deref(),
+        Ok(s1.as_str())
+    );
+
+    c.start_daemon(2);
+    c.wait_deployed("site", 2, &[2], Duration::from_secs(60));
+    c.wait_served(2, port_c, "site.test", &s2);
+    common::wait_for(
+        "the resolution of the lag alert",
+        Duration::from_secs(60),
+        || statuses(&receiver, key_c).len() >= 2,
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        statuses(&receiver, key_c),
+        ["firing", "resolved"],
+        "{:?}\n{}",
+        alerts_received(&receiver),
+        c.logs()
+    );
+    let keys = keys_received(&receiver);
+    assert!(
+        keys.iter().all(|k| k == key_c),
+        "only c was ever a problem: {keys:?}"
     );
     c.stop_all();
 }
