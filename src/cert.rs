@@ -27,6 +27,9 @@ pub struct CertFacts {
     pub subject: String,
     /// DNS names (and IP addresses) from subjectAltName, in certificate order.
     pub sans: Vec<String>,
+    /// The IP address SANs alone: an address is covered by these, never by
+    /// a DNS name that reads like one.
+    pub ip_sans: Vec<std::net::IpAddr>,
     pub issuer: String,
     /// Serial number, lowercase hex without separators or leading zero bytes.
     pub serial: String,
@@ -104,25 +107,32 @@ pub fn parse_pem_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, C
 pub fn facts(der: &[u8], what: &str) -> Result<CertFacts, CertError> {
     let (_, x) =
         X509Certificate::from_der(der).map_err(|e| CertError::Parse(ctx(what), e.to_string()))?;
-    let sans = match x.subject_alternative_name() {
-        Ok(Some(ext)) => ext
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::DNSName(d) => Some(d.to_string()),
-                GeneralName::IPAddress(b) => ip_string(b),
-                _ => None,
-            })
-            .collect(),
-        Ok(None) => Vec::new(),
+    let names: &[GeneralName<'_>] = match x.subject_alternative_name() {
+        Ok(Some(ext)) => &ext.value.general_names,
+        Ok(None) => &[],
         Err(e) => return Err(CertError::Parse(ctx(what), e.to_string())),
     };
+    let sans = names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            GeneralName::IPAddress(b) => ip_of(b).map(|ip| ip.to_string()),
+            _ => None,
+        })
+        .collect();
+    let ip_sans = names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::IPAddress(b) => ip_of(b),
+            _ => None,
+        })
+        .collect();
     let not_before = to_offset(x.validity().not_before.timestamp())?;
     let not_after = to_offset(x.validity().not_after.timestamp())?;
     Ok(CertFacts {
         subject: x.subject().to_string(),
         sans,
+        ip_sans,
         issuer: x.issuer().to_string(),
         serial: serial_hex(x.raw_serial()),
         not_before,
@@ -150,16 +160,13 @@ pub fn serial_hex(raw: &[u8]) -> String {
     hex::encode(trimmed)
 }
 
-fn ip_string(b: &[u8]) -> Option<String> {
-    match b.len() {
-        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
-        16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(b);
-            Some(std::net::Ipv6Addr::from(a).to_string())
-        }
-        _ => None,
+fn ip_of(b: &[u8]) -> Option<std::net::IpAddr> {
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        return Some(std::net::Ipv4Addr::from(a).into());
     }
+    <[u8; 16]>::try_from(b)
+        .ok()
+        .map(|a| std::net::Ipv6Addr::from(a).into())
 }
 
 fn key_type(x: &X509Certificate<'_>) -> String {
@@ -231,7 +238,24 @@ pub fn authority_key_id(der: &[u8]) -> Option<Vec<u8>> {
     aki
 }
 
-/// Whether a certificate's name list covers `host` (exact or one-label wildcard).
+/// Whether a certificate covers `host`: an IP address (any spelling, e.g.
+/// "0:0::1" for "::1") only by an equal IP address SAN of the same family,
+/// as RFC 6125 and the TLS verifier have it, never by a DNS name or wildcard that reads
+/// like one; a DNS name exactly or by a one-label wildcard.
+pub fn host_matches(sans: &[String], ip_sans: &[std::net::IpAddr], host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip_sans.contains(&ip),
+        Err(_) => name_matches(sans, host),
+    }
+}
+
+/// Whether a certificate's DNS name list covers the DNS name `host` (exact
+/// or one-label wildcard); for a host that may be an IP address use
+/// [`host_matches`].
 pub fn name_matches(sans: &[String], host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     sans.iter().any(|san| {
@@ -349,6 +373,38 @@ mod tests {
         assert!(!name_matches(&sans, "example.org"));
         assert!(!name_matches(&sans, "a.b.example.org"));
         assert!(!name_matches(&sans, "www.example.com"));
+    }
+
+    #[test]
+    fn ip_hosts_match_ip_sans_only() {
+        let (pem, _) = self_signed(&["127.0.0.1", "::1", "a.test"]);
+        let f = facts(&parse_pem_chain(pem.as_bytes(), "").unwrap()[0], "").unwrap();
+        assert_eq!(f.sans, vec!["127.0.0.1", "::1", "a.test"]);
+        assert_eq!(
+            f.ip_sans,
+            vec![
+                "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        for host in ["127.0.0.1", "::1", "0:0:0:0:0:0:0:1", "[::1]", "a.test"] {
+            assert!(host_matches(&f.sans, &f.ip_sans, host), "{host}");
+        }
+        for host in ["127.0.0.2", "::2", "b.test"] {
+            assert!(!host_matches(&f.sans, &f.ip_sans, host), "{host}");
+        }
+        // A DNS name or a wildcard that reads like an address covers no address.
+        let dns_only = vec!["127.0.0.1".to_string(), "*.0.0.1".to_string()];
+        assert!(!host_matches(&dns_only, &[], "127.0.0.1"));
+        // An IPv4-mapped IPv6 SAN is another address (as for the TLS verifier).
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(!host_matches(&[], &[mapped], "127.0.0.1"));
+        // An address SAN covers no DNS name spelled the same.
+        assert!(!host_matches(
+            &[],
+            &["127.0.0.1".parse().unwrap()],
+            "a.test"
+        ));
     }
 
     #[test]

@@ -128,17 +128,26 @@ pub struct SelfCheck {
 /// The longest a self-check may take, redirects included.
 pub const SELF_CHECK_TOTAL: Duration = Duration::from_secs(20);
 
+/// The URL the self-check fetches for `domain` (a DNS name or an IP
+/// address; IPv6 in brackets) on `port`.
+pub fn self_check_url(domain: &str, port: u16, token: &str) -> String {
+    let host = crate::config::url_host(domain);
+    if port == 80 {
+        format!("http://{host}/{CHALLENGE_DIR}/{token}")
+    } else {
+        format!("http://{host}:{port}/{CHALLENGE_DIR}/{token}")
+    }
+}
+
 /// Writes a random probe file and fetches it over plain HTTP as the CA would
 /// (following redirects). Fails with what was fetched and what came back.
+/// An IP address identifier is fetched from the address itself, as the CA
+/// validates it (RFC 8738); `connect` applies to DNS names only.
 pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result<(), WebrootError> {
     let token = format!("certkeep-selfcheck-{:016x}", rand::random::<u64>());
     let content = format!("certkeep self-check {}", rand::random::<u64>());
     let _file = write_challenge(webroot, &token, &content)?;
-    let url = if how.port == 80 {
-        format!("http://{domain}/{CHALLENGE_DIR}/{token}")
-    } else {
-        format!("http://{domain}:{}/{CHALLENGE_DIR}/{token}", how.port)
-    };
+    let url = self_check_url(domain, how.port, &token);
     let fail = |outcome: String| WebrootError::SelfCheck {
         domain: domain.to_string(),
         url: url.clone(),
@@ -149,7 +158,10 @@ pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result
         .map_err(|e| fail(format!("the HTTP client could not be set up: {e}")))?
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(ip) = how.connect {
+    if let Some(ip) = how
+        .connect
+        .filter(|_| domain.parse::<std::net::IpAddr>().is_err())
+    {
         builder = builder.resolve(domain, std::net::SocketAddr::new(ip, 0));
     }
     let client = builder
@@ -244,6 +256,26 @@ mod tests {
         }
         validate_token("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0").unwrap();
         validate_token("a-b_c").unwrap();
+    }
+
+    #[test]
+    fn self_check_urls_put_ipv6_in_brackets() {
+        assert_eq!(
+            self_check_url("a.test", 80, "t"),
+            "http://a.test/.well-known/acme-challenge/t"
+        );
+        assert_eq!(
+            self_check_url("127.0.0.1", 5002, "t"),
+            "http://127.0.0.1:5002/.well-known/acme-challenge/t"
+        );
+        assert_eq!(
+            self_check_url("::1", 80, "t"),
+            "http://[::1]/.well-known/acme-challenge/t"
+        );
+        assert_eq!(
+            self_check_url("2001:db8::1", 8080, "t"),
+            "http://[2001:db8::1]:8080/.well-known/acme-challenge/t"
+        );
     }
 
     #[test]

@@ -49,7 +49,11 @@ impl AcmeClient {
         let identifiers: Vec<Identifier> = req
             .domains
             .iter()
-            .map(|d| Identifier::Dns(d.clone()))
+            .map(|d| match d.parse::<std::net::IpAddr>() {
+                // RFC 8738: validated over HTTP-01 on the address itself.
+                Ok(ip) => Identifier::Ip(ip),
+                Err(_) => Identifier::Dns(d.clone()),
+            })
             .collect();
         let fresh = || match req.profile {
             Some(p) => NewOrder::new(&identifiers).profile(p),
@@ -123,7 +127,7 @@ impl AcmeClient {
                 let idx = req
                     .domains
                     .iter()
-                    .position(|d| d.eq_ignore_ascii_case(&domain))
+                    .position(|d| same_identifier(d, &domain))
                     .ok_or_else(|| {
                         AcmeError::Order(format!(
                             "the CA asked about {domain}, which was not ordered"
@@ -240,6 +244,20 @@ fn drop_replaces(p: &instant_acme::Problem) -> bool {
     )
 }
 
+/// Whether `ordered` (as the config keeps it) is the identifier the CA
+/// names: DNS names without regard to case, addresses by value (the CA may
+/// spell an IPv6 address another way).
+fn same_identifier(ordered: &str, named: &str) -> bool {
+    match (
+        ordered.parse::<std::net::IpAddr>(),
+        named.parse::<std::net::IpAddr>(),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(_), Err(_)) => ordered.eq_ignore_ascii_case(named),
+        _ => false,
+    }
+}
+
 fn retry_is_fatal(p: &instant_acme::Problem) -> bool {
     super::retry::classify(&instant_acme::Error::Api(p.clone())) == super::retry::Class::Fatal
 }
@@ -255,6 +273,15 @@ mod tests {
             "status": status,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn identifiers_match_by_case_and_by_address_value() {
+        assert!(same_identifier("a.test", "A.Test"));
+        assert!(same_identifier("::1", "0:0:0:0:0:0:0:1"));
+        assert!(same_identifier("127.0.0.1", "127.0.0.1"));
+        assert!(!same_identifier("127.0.0.1", "127.0.0.2"));
+        assert!(!same_identifier("::1", "a.test"));
     }
 
     #[test]

@@ -400,15 +400,19 @@ fn entry(
         }
     };
     let domains = ordered_domains(&current.leaf.subject, &current.leaf.sans);
-    for d in &domains {
-        if let Err(e) = config::parse_domain(d) {
-            return Err(fail(
-                format!("its certificate names {d}: {e}"),
-                "keep certbot (or another DNS-01 client) for this lineage and leave it out with --cert",
-            ));
-        }
-    }
-    let domains: Vec<String> = domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+    // DNS names and IP addresses (RFC 8738) both validate over HTTP-01;
+    // a wildcard needs DNS-01.
+    let domains = domains
+        .iter()
+        .map(|d| {
+            config::parse_identifier(d).map_err(|e| {
+                fail(
+                    format!("its certificate names {d}: {e}"),
+                    "keep certbot (or another DNS-01 client) for this lineage and leave it out with --cert",
+                )
+            })
+        })
+        .collect::<Result<Vec<String>, Blocker>>()?;
     let key_type = r.key_type(&current.leaf.key_type)?;
     let (webroot, webroot_map) = r.webroots(&domains)?;
     let renew_before = r.renew_before()?;
@@ -434,7 +438,13 @@ fn entry(
             "{name}: autorenew = False in certbot, but certkeep will renew it"
         ));
     }
-    let profile = profile_of(name, r, warnings);
+    let mut profile = profile_of(name, r, warnings);
+    if let Some(ip) = domains
+        .iter()
+        .find(|d| d.parse::<std::net::IpAddr>().is_ok())
+    {
+        profile = ip_lineage_profile(name, ip, &server_of(r), profile, warnings);
+    }
     if let Some(c) = &r.preferred_chain {
         warnings.push(format!(
             "{name}: preferred_chain = {c:?} is not carried over (certkeep keeps the CA's default chain)"
@@ -500,6 +510,40 @@ fn profile_of(
         }),
         (None, None) => None,
     }
+}
+
+/// The profile of a lineage with an IP address: Let's Encrypt issues those
+/// only under "shortlived", so a lineage from Let's Encrypt without it gets
+/// it (preferred, or required if certbot required another), with a warning;
+/// for another CA certbot's setting stays as it was.
+fn ip_lineage_profile(
+    name: &str,
+    ip: &str,
+    server: &str,
+    profile: Option<crate::acme::profile::WantedProfile>,
+    warnings: &mut Vec<String>,
+) -> Option<crate::acme::profile::WantedProfile> {
+    use crate::acme::profile::WantedProfile;
+    if !config::is_letsencrypt(server)
+        || profile
+            .as_ref()
+            .is_some_and(|p| p.name == config::SHORTLIVED)
+    {
+        return profile;
+    }
+    let was = match &profile {
+        Some(p) => format!("profile {:?} ({})", p.name, p.mode),
+        None => "no profile".to_string(),
+    };
+    warnings.push(format!(
+        "{name}: its certificate names the IP address {ip}, which Let's Encrypt certifies only under the {:?} profile; certbot had {was}, certkeep orders {:?}",
+        config::SHORTLIVED,
+        config::SHORTLIVED
+    ));
+    Some(WantedProfile {
+        name: config::SHORTLIVED.to_string(),
+        mode: profile.map(|p| p.mode).unwrap_or_default(),
+    })
 }
 
 /// The certificate's names with the subject's common name first, as certbot

@@ -23,9 +23,12 @@ pub use sections::{
 };
 pub use slices::AlertSettings;
 pub use types::{
-    parse_domain, parse_duration, validate_lineage_name, Command, Domain, Email, HostPort,
-    HumanDuration, KeyType, LineageName, ProfileName, RenewBefore, Secret, TimeLeft, Url,
+    parse_domain, parse_duration, parse_identifier, url_host, validate_lineage_name, Command,
+    Domain, Email, HostPort, HumanDuration, KeyType, LineageName, ProfileName, RenewBefore, Secret,
+    TimeLeft, Url,
 };
+
+pub(crate) use resolve::{is_letsencrypt, SHORTLIVED};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/certkeep/certkeep.toml";
 pub const LETSENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";

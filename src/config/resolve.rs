@@ -173,7 +173,10 @@ pub(crate) fn resolve(raw: RawConfig) -> Result<(Settings, Vec<Located>), Locate
             "[http01] self_check_port must be from 1 to 65535".into(),
         ));
     }
+    let mut raw = raw;
+    parse_domains(&mut raw.certificates)?;
     check_certificates(&raw.certificates)?;
+    check_ip_profiles(&raw.certificates, &acme, &mut warnings)?;
     check_probe(&raw.probe)?;
     if let Some(c) = &raw.cluster {
         // The cluster checks know their values' spans; a value left at its
@@ -275,6 +278,25 @@ fn resolve_acme(r: RawAcme, warnings: &mut Vec<Located>) -> Result<AcmeConfig, L
     })
 }
 
+/// Each certificate's `domains` as identifiers; an entry that is neither a
+/// DNS name nor an IP address is reported at its own position.
+fn parse_domains(certs: &mut [sections::CertificateConfig]) -> Result<(), Located> {
+    for (n, c) in certs.iter_mut().enumerate() {
+        c.domains = c
+            .written_domains
+            .iter()
+            .map(|d| {
+                super::types::Domain::new(d.get_ref()).map_err(|m| Located {
+                    path: vec![k("certificate"), i(n), k("domains")],
+                    message: m,
+                    offset: Some(d.span().start),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(())
+}
+
 fn check_certificates(certs: &[sections::CertificateConfig]) -> Result<(), Located> {
     let mut seen = BTreeSet::new();
     for (n, c) in certs.iter().enumerate() {
@@ -317,6 +339,23 @@ fn check_certificates(certs: &[sections::CertificateConfig]) -> Result<(), Locat
                 )
             })?;
         }
+        for key in c.webroot_map.keys() {
+            if !c.domains.iter().any(|d| d.as_str() == key) {
+                let hint = match super::types::parse_identifier(key) {
+                    Ok(canon) if canon != *key && c.domains.iter().any(|d| d.as_str() == canon) => {
+                        format!("; write it as {canon:?}, as domains has it")
+                    }
+                    _ => String::new(),
+                };
+                return Err(here(
+                    &[k("webroot_map"), k(key)],
+                    format!(
+                        "certificate {:?}: webroot_map names {key:?}, which is not in domains{hint}",
+                        c.name()
+                    ),
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         for (j, d) in c.domains.iter().enumerate() {
             if !names.insert(d.as_str()) {
@@ -337,16 +376,99 @@ fn check_certificates(certs: &[sections::CertificateConfig]) -> Result<(), Locat
                 )));
             }
         }
-        for key in c.webroot_map.keys() {
-            if !c.domains.iter().any(|d| d.as_str() == key) {
-                return Err(here(
-                    &[k("webroot_map"), k(key)],
-                    format!(
-                        "certificate {:?}: webroot_map names {key:?}, which is not in domains",
-                        c.name()
-                    ),
-                ));
-            }
+    }
+    Ok(())
+}
+
+/// The name of "shortlived", the only profile under which Let's Encrypt
+/// issues IP address certificates.
+pub(crate) const SHORTLIVED: &str = "shortlived";
+
+/// What the load makes of a certificate with IP address identifiers and the
+/// profile it orders with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IpProfile {
+    Fine,
+    /// Loads, with this warning.
+    Warn(String),
+    /// Does not load: the CA is known to refuse every such order.
+    Refuse(String),
+}
+
+/// Let's Encrypt issues IP address certificates only under the
+/// "shortlived" profile: against its directories (production or staging) an
+/// IP certificate without that profile is an error at load, since every
+/// order would fail. Another CA may have other rules (Pebble has no profiles
+/// and issues them anyway): no profile is fine there, and a profile other
+/// than "shortlived" is only a warning.
+pub(crate) fn ip_profile(
+    certificate: &str,
+    ip: &str,
+    wanted: Option<&crate::acme::profile::WantedProfile>,
+    from_acme: bool,
+    ca_is_letsencrypt: bool,
+) -> IpProfile {
+    let fix = format!(
+        "set profile = \"{SHORTLIVED}\" in this [[certificate]] (6-day certificates; see docs/renewal.md)"
+    );
+    let whence = if from_acme {
+        " (from [acme] profile)"
+    } else {
+        ""
+    };
+    match (wanted, ca_is_letsencrypt) {
+        (Some(w), _) if w.name == SHORTLIVED => IpProfile::Fine,
+        (None, false) => IpProfile::Fine,
+        (None, true) => IpProfile::Refuse(format!(
+            "certificate {certificate:?} lists the IP address {ip}, and Let's Encrypt issues IP address certificates only under the {SHORTLIVED:?} profile; {fix}"
+        )),
+        (Some(w), true) => IpProfile::Refuse(format!(
+            "certificate {certificate:?} lists the IP address {ip} but orders profile {:?}{whence}, and Let's Encrypt issues IP address certificates only under {SHORTLIVED:?}; {fix}",
+            w.name
+        )),
+        (Some(w), false) => IpProfile::Warn(format!(
+            "certificate {certificate:?} lists the IP address {ip} but orders profile {:?} ({}){whence}; Let's Encrypt issues IP address certificates only under {SHORTLIVED:?}, and if this CA does the same its orders fail: {fix}",
+            w.name, w.mode
+        )),
+    }
+}
+
+/// Whether `directory` is one of Let's Encrypt's (production or staging).
+pub(crate) fn is_letsencrypt(directory: &str) -> bool {
+    reqwest::Url::parse(directory)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h.ends_with(".api.letsencrypt.org"))
+}
+
+fn check_ip_profiles(
+    certs: &[sections::CertificateConfig],
+    acme: &AcmeConfig,
+    warnings: &mut Vec<Located>,
+) -> Result<(), Located> {
+    let le = is_letsencrypt(acme.directory.as_str());
+    for (n, c) in certs.iter().enumerate() {
+        let Some((j, ip)) = c.domains.iter().enumerate().find(|(_, d)| d.ip().is_some()) else {
+            continue;
+        };
+        let wanted = c.wanted_profile(acme);
+        let from_acme = c.profile.is_none() && acme.profile.is_some();
+        // Point at what to change: the certificate's profile when it has
+        // one, else its first IP address.
+        let path = if c.profile.is_some() {
+            vec![k("certificate"), i(n), k("profile")]
+        } else {
+            vec![k("certificate"), i(n), k("domains"), i(j)]
+        };
+        let located = |message: String| Located {
+            path: path.clone(),
+            message,
+            offset: None,
+        };
+        match ip_profile(c.name(), ip.as_str(), wanted.as_ref(), from_acme, le) {
+            IpProfile::Fine => {}
+            IpProfile::Warn(m) => warnings.push(located(m)),
+            IpProfile::Refuse(m) => return Err(located(m)),
         }
     }
     Ok(())
@@ -412,12 +534,13 @@ fn resolve_targets(cfg: &RawConfig) -> Result<Vec<Target>, Located> {
             {
                 continue;
             }
-            let mut t = Target::parse(c.first_domain()).map_err(|err| {
-                at(
-                    [k("certificate"), i(n), k("domains"), i(0)],
-                    format!("certificate {:?}: {err}", c.name()),
-                )
-            })?;
+            let mut t =
+                Target::parse(&super::types::url_host(c.first_domain())).map_err(|err| {
+                    at(
+                        [k("certificate"), i(n), k("domains"), i(0)],
+                        format!("certificate {:?}: {err}", c.name()),
+                    )
+                })?;
             if let Some(ep) = &c.endpoint {
                 t.port = ep.port();
                 t.connect = Some(ep.to_string());

@@ -278,8 +278,14 @@ pub struct Hooks {
 pub struct CertificateConfig {
     /// Lineage name: the directory under live/ and archive/.
     pub name: Spanned<LineageName>,
-    /// DNS names, the first one is the subject (never empty once loaded).
+    /// DNS names and IP addresses (RFC 8738), the first one is the subject
+    /// (never empty once loaded). Filled from `domains` as written when the
+    /// file is resolved, so a bad entry is reported at its own position.
+    #[serde(skip)]
     pub domains: Vec<Domain>,
+    /// `domains` as written.
+    #[serde(rename = "domains")]
+    pub(crate) written_domains: Vec<Spanned<String>>,
     /// Webroot for every domain that `webroot_map` does not list (absolute).
     pub webroot: Option<PathBuf>,
     /// Per-domain webroots (absolute).
@@ -346,18 +352,25 @@ impl CertificateConfig {
             .or(self.webroot.as_deref())
     }
 
-    /// TLS name sent when confirming: `endpoint_sni`, or the first domain.
+    /// TLS name sent when confirming: `endpoint_sni`, or the first domain
+    /// (for an IP address no SNI is sent; the address is the name checked).
     pub fn confirm_sni(&self) -> String {
         self.endpoint_sni
             .clone()
             .unwrap_or_else(|| self.first_domain().to_string())
     }
 
-    /// `host:port` to confirm after reload; the first domain on 443 by default.
+    /// `host:port` to confirm after reload; the first domain on 443 by
+    /// default (`[::1]:443` for an IPv6 address).
     pub fn confirm_endpoint(&self) -> String {
         match &self.endpoint {
             Some(e) => e.to_string(),
-            None => format!("{}:443", self.first_domain()),
+            None => format!("{}:443", super::types::url_host(self.first_domain())),
         }
+    }
+
+    /// Whether any identifier is an IP address.
+    pub fn has_ip(&self) -> bool {
+        self.domains.iter().any(|d| d.ip().is_some())
     }
 }

@@ -140,13 +140,13 @@ fn bad_values_point_at_the_value() {
     let base = "[[certificate]]\nname = \"a\"\nwebroot = \"/w\"\n";
     let (line, col, msg) = err(&format!("{base}domains = [\"ok.example\", \"no way\"]\n"));
     assert_eq!(line, 4);
-    assert_eq!(col, 11, "points at the domains value");
+    assert_eq!(col, 26, "points at the bad entry of domains");
     assert!(msg.contains("not a valid DNS name"), "{msg}");
 
     let (_, _, msg) = err(&format!("{base}domains = [\"*.example.com\"]\n"));
     assert!(msg.contains("wildcard"), "{msg}");
-    let (_, _, msg) = err(&format!("{base}domains = [\"10.0.0.1\"]\n"));
-    assert!(msg.contains("IP address"), "{msg}");
+    let (_, _, msg) = err(&format!("{base}domains = [\"10.0.0.1.5\"]\n"));
+    assert!(msg.contains("not a valid IPv4 address"), "{msg}");
     let (line, _, msg) = err(&format!(
         "{base}domains = [\"a.example\"]\nkey_type = \"dsa\"\n"
     ));
@@ -315,4 +315,139 @@ fn ca_files_must_be_regular_pem_files() {
     let ok = ca_file(d.path());
     let c = parse(&format!("[probe]\nca_file = \"{}\"\n", ok.display())).unwrap();
     assert_eq!(c.probe.ca_file.as_deref(), Some(ok.as_path()));
+}
+
+#[test]
+fn ip_addresses_in_domains_load_in_canonical_form() {
+    let c = parse(
+        r#"
+[acme]
+directory = "https://ca.test/dir"
+
+[[certificate]]
+name = "loopback"
+domains = ["127.0.0.1", "0:0:0:0:0:0:0:1", "a.test"]
+webroot = "/var/www/certbot"
+
+[certificate.webroot_map]
+"::1" = "/srv/v6"
+"#,
+    )
+    .unwrap();
+    let cert = &c.certificates[0];
+    assert_eq!(cert.domain_names(), ["127.0.0.1", "::1", "a.test"]);
+    assert!(cert.has_ip());
+    assert_eq!(cert.webroot_for("::1"), Some(Path::new("/srv/v6")));
+    assert_eq!(cert.confirm_endpoint(), "127.0.0.1:443");
+    assert_eq!(cert.confirm_sni(), "127.0.0.1");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let t = &c.probe_targets[0];
+    assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 443));
+    assert_eq!(t.target, "https://127.0.0.1:443");
+
+    let v6 = parse(
+        r#"
+[acme]
+directory = "https://ca.test/dir"
+
+[[certificate]]
+name = "v6"
+domains = ["::1"]
+webroot = "/var/www/certbot"
+"#,
+    )
+    .unwrap();
+    assert_eq!(v6.certificates[0].confirm_endpoint(), "[::1]:443");
+    assert_eq!(v6.probe_targets[0].target, "https://[::1]:443");
+    assert_eq!(v6.probe_targets[0].host, "::1");
+}
+
+#[test]
+fn malformed_ip_addresses_name_file_line_and_column() {
+    for (bad, says) in [
+        ("256.1.1.1", "not a valid IPv4 address"),
+        ("::zz", "not a valid IPv6 address"),
+        ("[::1]", "without brackets"),
+    ] {
+        let text = format!(
+            "[acme]\ndirectory = \"https://ca.test/dir\"\n\n[[certificate]]\nname = \"x\"\ndomains = [\"a.test\", \"{bad}\"]\nwebroot = \"/w\"\n"
+        );
+        let (line, column, message) = err(&text);
+        assert_eq!((line, column), (6, 22), "{bad}: {message}");
+        assert!(message.contains(says), "{bad}: {message}");
+        let full = parse(&text).unwrap_err().to_string();
+        assert!(full.starts_with("t.toml:6:22: "), "{full}");
+    }
+}
+
+#[test]
+fn webroot_map_with_another_spelling_of_an_address_says_how_to_write_it() {
+    let (line, _, message) = err(r#"[acme]
+directory = "https://ca.test/dir"
+
+[[certificate]]
+name = "x"
+domains = ["::1"]
+webroot_map = { "0::1" = "/w" }
+"#);
+    assert!(message.contains("write it as \"::1\""), "{message}");
+    assert_eq!(line, 7, "{message}");
+}
+
+#[test]
+fn ip_certificates_at_lets_encrypt_need_the_shortlived_profile() {
+    let cert = |extra: &str| {
+        format!(
+            "{extra}\n[[certificate]]\nname = \"ip\"\ndomains = [\"a.test\", \"192.0.2.10\"]\nwebroot = \"/w\"\n"
+        )
+    };
+    // Let's Encrypt (the default directory) without a profile: an error at
+    // the address, naming the fix.
+    let (line, column, message) = err(&cert(""));
+    assert_eq!((line, column), (4, 22), "{message}");
+    assert!(message.contains("profile = \"shortlived\""), "{message}");
+    assert!(message.contains("192.0.2.10"), "{message}");
+    // Another profile, set on the certificate: the error points at it.
+    let text = format!("{}profile = \"classic\"\n", cert(""));
+    let (line, column, message) = err(&text);
+    assert_eq!((line, column), (6, 11), "{message}");
+    assert!(message.contains("\"classic\""), "{message}");
+    // Inherited from [acme] against Let's Encrypt staging.
+    let (_, _, message) = err(&cert(
+        "[acme]\ndirectory = \"https://acme-staging-v02.api.letsencrypt.org/directory\"\nprofile = \"tlsserver\"\n",
+    ));
+    assert!(message.contains("from [acme] profile"), "{message}");
+    // shortlived, preferred or required, loads without a warning.
+    for mode in ["preferred", "required"] {
+        let text = format!(
+            "{}profile = \"shortlived\"\nprofile_mode = \"{mode}\"\n",
+            cert("")
+        );
+        let c = parse(&text).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+    // Another CA (Pebble has no profiles): no profile is fine, another
+    // profile a warning at the profile.
+    let other = "[acme]\ndirectory = \"https://ca.test/dir\"\n";
+    let c = parse(&cert(other)).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = parse(&format!(
+        "{}profile = \"classic\"\nprofile_mode = \"required\"\n",
+        cert(other)
+    ))
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].starts_with("t.toml:8:11: "),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings[0].contains("\"classic\" (required)"),
+        "{:?}",
+        c.warnings
+    );
+    // A certificate without an address is not concerned.
+    let c = parse(MIN).unwrap();
+    assert!(c.warnings.is_empty());
 }

@@ -237,17 +237,39 @@ pub fn validate_lineage_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// A DNS name as the CA will see it (lowercase, no trailing dot).
+/// An identifier to certify, as the CA will see it: a DNS name (lowercase,
+/// no trailing dot) or an IP address (RFC 8738) in its canonical text form
+/// ("127.0.0.1", "::1", "2001:db8::1"). The type keeps the name `Domain`
+/// because both are listed under `domains`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Domain(String);
 
 impl Domain {
     pub fn new(s: &str) -> Result<Domain, String> {
-        parse_domain(s).map(Domain)
+        parse_identifier(s).map(Domain)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address, when this identifier is an IP address.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.0.parse().ok()
+    }
+
+    /// The identifier as a URL host: IPv6 addresses in brackets.
+    pub fn url_host(&self) -> String {
+        url_host(&self.0)
+    }
+}
+
+/// `host` as written in a URL or a `host:port`: IPv6 addresses in brackets.
+pub fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
     }
 }
 
@@ -264,13 +286,70 @@ impl<'de> Deserialize<'de> for Domain {
     }
 }
 
-/// Checks a DNS name for HTTP-01 use and returns it normalised.
+/// Checks an identifier for HTTP-01 use and returns it normalised: a DNS
+/// name (see [`parse_domain`]) or an IP address, written back in its
+/// canonical form (IPv6 compressed and lowercase, RFC 5952), which is how
+/// the CA and the certificate spell it. What looks like an address but is
+/// not one ("256.1.1.1", "1.2.3", "::zz", "[::1]") is refused rather than
+/// taken as a DNS name.
+pub fn parse_identifier(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => Err(format!(
+                "{s:?}: write the IPv6 address without brackets, e.g. \"{ip}\""
+            )),
+            Err(_) => Err(format!("{s:?} is not a valid IPv6 address")),
+        };
+    }
+    if t.matches(':').count() == 1 {
+        return Err(format!(
+            "{s:?} has a port: list the name or address alone (a certificate's port is its `endpoint`)"
+        ));
+    }
+    if t.contains(':') {
+        if t.contains('%') {
+            return Err(format!(
+                "{s:?} has a zone (%...): a certificate can name only a global address; list the address without it"
+            ));
+        }
+        return t
+            .parse::<std::net::Ipv6Addr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| {
+                format!(
+                    "{s:?} is not a valid IPv6 address (eight groups of up to 4 hex digits, \"::\" for a run of zeros, e.g. \"2001:db8::1\")"
+                )
+            });
+    }
+    let d = t.trim_end_matches('.');
+    if !d.is_empty()
+        && d.split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return d
+            .parse::<std::net::Ipv4Addr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| {
+                format!(
+                    "{s:?} is not a valid IPv4 address (four numbers from 0 to 255 without leading zeros, e.g. \"192.0.2.10\"), and a DNS name cannot be all digits"
+                )
+            });
+    }
+    parse_domain(s)
+}
+
+/// Checks a DNS name for HTTP-01 use and returns it normalised; IP addresses
+/// are refused (see [`parse_identifier`] for names and addresses).
 pub fn parse_domain(s: &str) -> Result<String, String> {
     let d = s.trim_end_matches('.').to_ascii_lowercase();
     if d.starts_with("*.") {
         return Err(format!(
             "{s:?} is a wildcard: HTTP-01 cannot validate wildcards; list the names instead"
         ));
+    }
+    if d.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("{s:?} is an IP address, not a DNS name"));
     }
     let labels_ok = !d.is_empty()
         && d.len() <= 253
@@ -286,8 +365,10 @@ pub fn parse_domain(s: &str) -> Result<String, String> {
             "{s:?} is not a valid DNS name (letters, digits and '-' in dot-separated labels)"
         ));
     }
-    if d.parse::<std::net::IpAddr>().is_ok() || d.split('.').all(|l| l.parse::<u8>().is_ok()) {
-        return Err(format!("{s:?} is an IP address: list DNS names only"));
+    if d.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!(
+            "{s:?} is not a valid DNS name (all digits) nor a valid IPv4 address"
+        ));
     }
     Ok(d)
 }
@@ -639,7 +720,7 @@ mod tests {
             "www.example.com"
         );
         assert!(Domain::new("*.example.com").is_err());
-        assert!(Domain::new("10.0.0.1").is_err());
+        assert!(parse_domain("10.0.0.1").is_err());
         assert!(LineageName::new("../x").is_err());
         assert_eq!(LineageName::new("a.b-c_d").unwrap().as_str(), "a.b-c_d");
         assert_eq!(
@@ -654,6 +735,48 @@ mod tests {
         assert!(Command::new([""]).is_err());
         let c = Command::new(["nginx", "-t"]).unwrap();
         assert_eq!((c.program(), c.args()), ("nginx", &["-t".to_string()][..]));
+    }
+
+    #[test]
+    fn identifiers_are_names_or_canonical_addresses() {
+        let ok = |s: &str| Domain::new(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        let v4 = ok("127.0.0.1");
+        assert_eq!(v4.as_str(), "127.0.0.1");
+        assert_eq!(v4.ip(), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(v4.url_host(), "127.0.0.1");
+        let v6 = ok("0:0:0:0:0:0:0:1");
+        assert_eq!(v6.as_str(), "::1");
+        assert_eq!(v6.url_host(), "[::1]");
+        assert_eq!(ok("2001:DB8:0:0::A").as_str(), "2001:db8::a");
+        assert_eq!(ok("192.0.2.10.").as_str(), "192.0.2.10");
+        let name = ok("Www.Example.COM");
+        assert_eq!((name.as_str(), name.ip()), ("www.example.com", None));
+        assert_eq!(ok("1example.com").as_str(), "1example.com");
+        assert_eq!(ok("a.123").as_str(), "a.123");
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused_not_taken_as_names() {
+        for (bad, says) in [
+            ("256.1.1.1", "not a valid IPv4 address"),
+            ("1.2.3", "not a valid IPv4 address"),
+            ("1.2.3.4.5", "not a valid IPv4 address"),
+            ("01.2.3.4", "not a valid IPv4 address"),
+            ("123", "not a valid IPv4 address"),
+            ("::zz", "not a valid IPv6 address"),
+            ("1:2:3:4:5:6:7:8:9", "not a valid IPv6 address"),
+            ("fe80::1%eth0", "zone"),
+            ("[::1]", "without brackets, e.g. \"::1\""),
+            ("[nope]", "not a valid IPv6 address"),
+            ("127.0.0.1:80", "has a port"),
+            ("example.com:443", "has a port"),
+            ("*.example.com", "wildcard"),
+        ] {
+            let e = Domain::new(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        assert!(parse_domain("::1").is_err());
+        assert!(parse_domain("256.1.1.1").is_err());
     }
 
     #[test]

@@ -376,12 +376,9 @@ async fn collect(
     };
     *addr_out = Some(addr);
     let to = &opts.timeouts;
-    let sni = (t.host.parse::<std::net::IpAddr>().is_err()).then_some(t.host.as_str());
-    let host_header = if t.port == 443 {
-        t.host.clone()
-    } else {
-        t.authority()
-    };
+    // No SNI for an IP address (RFC 6066); rustls leaves it out as well.
+    let sni = (!t.host_is_ip()).then_some(t.host.as_str());
+    let host_header = t.host_header(t.port, 443);
     let tls13 = async {
         let hs = tls::handshake(&opts.tls, addr, &t.host, true, to).await;
         match hs {
@@ -412,7 +409,7 @@ async fn collect(
             return None;
         }
         let a = SocketAddr::new(addr.ip(), policy.http_port);
-        Some(http::check_plain(a, &t.host, to).await)
+        Some(http::check_plain(a, &crate::config::url_host(&t.host), to).await)
     };
     let ((r13, t13), (r12, t12), (o10, t10), (o11, t11), (plain, tp)) = tokio::join!(
         timed(tls13),
@@ -658,7 +655,7 @@ pub fn cert_info(
         chain_valid: check.chain_valid,
         chain_error: check.problem.as_ref().map(reasons::ChainProblem::words),
         chain_problem: check.problem,
-        hostname_valid: crate::cert::name_matches(&leaf.sans, host),
+        hostname_valid: crate::cert::host_matches(&leaf.sans, &leaf.ip_sans, host),
         key_type: leaf.key_type.clone(),
         signature_algorithm: leaf.signature_algorithm.clone(),
         fingerprint_sha256: leaf.fingerprint.clone(),

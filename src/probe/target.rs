@@ -55,12 +55,18 @@ impl Target {
             return Err(err("user names in URLs are not supported"));
         }
         let (host, port) = split_host_port(authority).map_err(|r| err(&r))?;
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let mut host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err(err("the host is empty"));
         }
-        if host.parse::<IpAddr>().is_err() && crate::config::parse_domain(&host).is_err() {
-            return Err(err("the host is neither a DNS name nor an IP address"));
+        match host.parse::<IpAddr>() {
+            // One spelling per address ("0:0::1" is "::1"), as certificates
+            // and the config write it.
+            Ok(ip) => host = ip.to_string(),
+            Err(_) if crate::config::parse_domain(&host).is_err() => {
+                return Err(err("the host is neither a DNS name nor an IP address"))
+            }
+            Err(_) => {}
         }
         let path = path.split('#').next().unwrap_or("/");
         if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
@@ -80,6 +86,22 @@ impl Target {
     /// `host:port` as written in messages (`[::1]:443` for IPv6).
     pub fn authority(&self) -> String {
         join_host_port(&self.host, self.port)
+    }
+
+    /// Whether the host is an IP address (then no SNI is sent and the
+    /// certificate must carry it as an IP address SAN).
+    pub fn host_is_ip(&self) -> bool {
+        self.host.parse::<IpAddr>().is_ok()
+    }
+
+    /// The HTTP `Host` header for `port`: the host (IPv6 in brackets), with
+    /// the port unless it is `default_port`.
+    pub fn host_header(&self, port: u16, default_port: u16) -> String {
+        if port == default_port {
+            crate::config::url_host(&self.host)
+        } else {
+            join_host_port(&self.host, port)
+        }
     }
 
     /// Where to connect: `connect` when set (port defaults to the target's), else host:port.
@@ -171,6 +193,24 @@ mod tests {
         assert_eq!(t.host, "127.0.0.1");
         let t = Target::parse("a.test?x").unwrap();
         assert_eq!(t.path, "/");
+    }
+
+    #[test]
+    fn ip_literals_are_kept_in_one_spelling() {
+        let t = Target::parse("https://[0:0:0:0:0:0:0:1]:8443/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8443));
+        assert!(t.host_is_ip());
+        assert_eq!(t.host_header(8443, 443), "[::1]:8443");
+        assert_eq!(t.host_header(443, 443), "[::1]");
+        assert_eq!(t.host_header(80, 80), "[::1]");
+        let t = Target::parse("https://127.0.0.1:8443").unwrap();
+        assert!(t.host_is_ip());
+        assert_eq!(t.host_header(8443, 443), "127.0.0.1:8443");
+        assert_eq!(t.host_header(80, 80), "127.0.0.1");
+        let t = Target::parse("a.test").unwrap();
+        assert!(!t.host_is_ip());
+        assert_eq!(t.host_header(443, 443), "a.test");
+        assert!(Target::parse("https://256.1.1.1/").is_err());
     }
 
     #[test]
