@@ -345,7 +345,7 @@ fn rsa_account_from_certbot_is_reported_and_replaced() {
 }
 
 /// A certbot-shaped tree with one version per lineage, made without a CA.
-fn fake_lineage(etc: &Path, name: &str, domains: &[&str], renewal: &str) {
+pub(crate) fn fake_lineage(etc: &Path, name: &str, domains: &[&str], renewal: &str) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let params =
         rcgen::CertificateParams::new(domains.iter().map(|d| d.to_string()).collect::<Vec<_>>())

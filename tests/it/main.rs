@@ -22,6 +22,7 @@ mod faults;
 mod fuzz_regressions;
 mod harness;
 mod import;
+mod ip_certs;
 mod issue;
 mod probe;
 mod probe_alerts;
