@@ -618,3 +618,106 @@ fn certbot_profiles_are_carried_over() {
     assert_eq!(wanted("none"), None);
     assert!(written.contains("profile_mode = \"required\""), "{written}");
 }
+
+/// An EC P-256 account laid out as certbot stores it, for `server`, made
+/// without a CA (the import does not contact it).
+fn offline_ec_account(etc: &Path, server: &str, uri: &str) {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pkcs8 = kp.serialize_der();
+    let at = pkcs8
+        .windows(5)
+        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+        .unwrap()
+        + 5;
+    let public = kp.public_key_raw();
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256",
+        "d": URL_SAFE_NO_PAD.encode(&pkcs8[at..at + 32]),
+        "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&public[33..65]),
+    });
+    let dir = certkeep::certbot::account::certbot_account_dir(
+        etc,
+        server,
+        "0123456789abcdef0123456789abcdef",
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("private_key.json"), jwk.to_string()).unwrap();
+    std::fs::write(
+        dir.join("regr.json"),
+        serde_json::json!({"body": {}, "uri": uri}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("meta.json"),
+        r#"{"creation_dt": "2025-01-01T00:00:00Z", "creation_host": "localhost"}"#,
+    )
+    .unwrap();
+}
+
+/// `import certbot --dry-run` (with or without `--write`) and the plain
+/// plan write nothing anywhere: not the config, not the account file, not
+/// certbot's tree. What it prints is what `--write` then writes.
+#[test]
+fn import_dry_run_writes_nothing_and_shows_what_write_writes() {
+    let d = common::open_tempdir();
+    let etc = d.path().join("letsencrypt");
+    fake_lineage(
+        &etc,
+        "web",
+        &["web.test", "www.web.test"],
+        "version = 2.1.0\n\n[renewalparams]\nauthenticator = webroot\naccount = 0123456789abcdef0123456789abcdef\nserver = https://ca.test/dir\nwebroot_path = /var/www/certbot,\nkey_type = ecdsa\n",
+    );
+    offline_ec_account(&etc, "https://ca.test/dir", "https://ca.test/acct/17");
+    let cfg = d.path().join("conf").join("certkeep.toml");
+    let from = etc.display().to_string();
+    let before = snapshot(d.path());
+    assert!(before.len() >= 12, "lineage and account files: {before:?}");
+
+    let mut shown = Vec::new();
+    for args in [&["--write", "--dry-run"][..], &["--dry-run"], &[]] {
+        let mut all = vec!["import", "certbot", "--from", &from];
+        all.extend(args);
+        let out = common::certkeep(&cfg, &all);
+        assert_exit(&out, 0);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("nothing was written"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        if args.contains(&"--dry-run") {
+            assert!(
+                err.contains("dry run: nothing was written"),
+                "{args:?}: {err}"
+            );
+        }
+        assert!(
+            err.contains("https://ca.test/acct/17"),
+            "{args:?}: the plan names the account it would convert: {err}"
+        );
+        assert_eq!(snapshot(d.path()), before, "{args:?} wrote something");
+        assert!(!cfg.exists());
+        shown.push(String::from_utf8(out.stdout).unwrap());
+    }
+    assert!(shown[0].contains("name = \"web\""), "{}", shown[0]);
+    assert!(shown.iter().all(|s| *s == shown[0]));
+
+    let out = common::certkeep(&cfg, &["import", "certbot", "--from", &from, "--write"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        shown[0],
+        "--write writes what --dry-run showed"
+    );
+    let after = snapshot(d.path());
+    let new: Vec<&PathBuf> = after
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| !before.iter().any(|(q, _)| q == *p))
+        .collect();
+    assert!(
+        new.iter().any(|p| p.ends_with("account.json")),
+        "--write converts the account: {new:?}"
+    );
+}
