@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use instant_acme::{
-    AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder, OrderStatus,
-    RetryPolicy,
+    AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus, RetryPolicy,
 };
 
 use super::{AcmeClient, AcmeError};
@@ -163,7 +163,7 @@ impl AcmeClient {
             .backoff(1.5)
             .timeout(req.timeout);
         let status = loop {
-            match order.poll_ready(&poll).await {
+            match poll_ready_in_full(&mut order, &poll, req.timeout).await {
                 Ok(s) => break s,
                 Err(instant_acme::Error::Timeout(_)) => {
                     return Err(AcmeError::Order(format!(
@@ -189,7 +189,7 @@ impl AcmeClient {
             }
         }
         loop {
-            match order.poll_certificate(&poll).await {
+            match poll_certificate_in_full(&mut order, &poll, req.timeout).await {
                 Ok(pem) => return Ok(pem),
                 Err(instant_acme::Error::Timeout(_)) => {
                     return Err(AcmeError::Order(format!(
@@ -260,6 +260,53 @@ fn same_identifier(ordered: &str, named: &str) -> bool {
 
 fn retry_is_fatal(p: &instant_acme::Problem) -> bool {
     super::retry::classify(&instant_acme::Error::Api(p.clone())) == super::retry::Class::Fatal
+}
+
+// instant-acme ends a poll when its next back-off step would pass the
+// timeout, which can be a third of the timeout early (the steps grow by
+// half). These look at the order once more at the deadline itself, so
+// `order_timeout` is waited in full.
+
+/// [`Order::poll_ready`], with one more look at `timeout`.
+async fn poll_ready_in_full(
+    order: &mut Order,
+    poll: &RetryPolicy,
+    timeout: Duration,
+) -> Result<OrderStatus, instant_acme::Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    match order.poll_ready(poll).await {
+        Err(instant_acme::Error::Timeout(at)) => {
+            tokio::time::sleep_until(deadline).await;
+            let state = order.refresh().await?;
+            if let Some(p) = &state.error {
+                return Err(instant_acme::Error::Api(p.clone()));
+            }
+            match state.status {
+                OrderStatus::Ready | OrderStatus::Invalid => Ok(state.status),
+                _ => Err(instant_acme::Error::Timeout(at)),
+            }
+        }
+        other => other,
+    }
+}
+
+/// [`Order::poll_certificate`], with one more look at `timeout`.
+async fn poll_certificate_in_full(
+    order: &mut Order,
+    poll: &RetryPolicy,
+    timeout: Duration,
+) -> Result<String, instant_acme::Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    match order.poll_certificate(poll).await {
+        Err(instant_acme::Error::Timeout(at)) => {
+            tokio::time::sleep_until(deadline).await;
+            order
+                .certificate()
+                .await?
+                .ok_or(instant_acme::Error::Timeout(at))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

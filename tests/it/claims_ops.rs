@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::fault_proxy::FaultProxy;
 use common::{assert_exit, text};
 
 /// `cargo tree -i <package>` over the workspace with every kind of
@@ -521,4 +522,159 @@ fn shutdown_timeout_drops_the_job_and_kills_the_hook_group() {
         || hook.iter().all(|p| !common::alive(*p)),
     );
     eprintln!("daemon exited {took:?} after SIGTERM with shutdown_timeout = 2s");
+}
+
+// ---- with Pebble and nginx ----
+
+/// K13: per-certificate `deploy_hook` and `post_hook` run for their own
+/// certificate only: the deploy hook after the global one, with that
+/// certificate's `RENEWED_LINEAGE` and `RENEWED_DOMAINS`; the post hook once
+/// per run that attempted it, before the global one; neither for a run that
+/// did not touch it.
+#[test]
+fn per_certificate_deploy_and_post_hooks_run_for_their_certificate_only() {
+    let Some(bed) = common::Bed::start(common::PebbleOptions::default()) else {
+        return;
+    };
+    let log = bed.dir.path().join("hooks.log");
+    let hook = |tag: &str| {
+        format!(
+            "[\"/bin/sh\", \"-c\", \"echo '{tag}' \\\"[$RENEWED_LINEAGE]\\\" \\\"[$RENEWED_DOMAINS]\\\" >> {}\"]",
+            log.display()
+        )
+    };
+    bed.write_config(&format!(
+        "\n[hooks]\ndeploy_hook = {}\npost_hook = {}\n{}{}",
+        hook("global-deploy"),
+        hook("global-post"),
+        bed.cert_block(
+            "a",
+            &["a.test", "www.a.test"],
+            &format!(
+                "confirm = false\ndeploy_hook = {}\npost_hook = {}",
+                hook("a-deploy"),
+                hook("a-post")
+            )
+        ),
+        bed.cert_block("b", &["b.test"], "confirm = false"),
+    ));
+    let live = |name: &str| bed.store.join("live").join(name).display().to_string();
+    let read_log = || {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        l
+    };
+
+    // Both issued in one run.
+    common::assert_exit(&bed.certkeep(&["renew"]), 0);
+    let want = format!(
+        "global-deploy [{a}] [a.test www.a.test]\n\
+         a-deploy [{a}] [a.test www.a.test]\n\
+         global-deploy [{b}] [b.test]\n\
+         a-post [] [a.test www.a.test b.test]\n\
+         global-post [] [a.test www.a.test b.test]\n",
+        a = live("a"),
+        b = live("b"),
+    );
+    assert_eq!(read_log(), want);
+
+    // A run that renews only b: a's hooks stay silent.
+    common::assert_exit(&bed.certkeep(&["renew", "--force", "--cert", "b"]), 0);
+    let want = format!(
+        "global-deploy [{b}] [b.test]\nglobal-post [] [b.test]\n",
+        b = live("b"),
+    );
+    assert_eq!(read_log(), want);
+
+    // Only a: its deploy and post hooks again.
+    common::assert_exit(&bed.certkeep(&["renew", "--force", "--cert", "a"]), 0);
+    let want = format!(
+        "global-deploy [{a}] [a.test www.a.test]\n\
+         a-deploy [{a}] [a.test www.a.test]\n\
+         a-post [] [a.test www.a.test]\n\
+         global-post [] [a.test www.a.test]\n",
+        a = live("a"),
+    );
+    assert_eq!(read_log(), want);
+}
+
+/// K6: `[acme] order_timeout` ends the wait for a CA that never validates
+/// (orders read back "pending" through the fault proxy): the issue fails
+/// after about the timeout, saying which setting to raise, and writes no
+/// certificate; once the CA answers again the same command issues.
+#[test]
+fn order_timeout_ends_the_wait_for_a_ca_that_never_validates() {
+    let Some(bed) = common::Bed::start(common::PebbleOptions {
+        nonce_reject: 0,
+        authz_reuse: 0,
+        eab: None,
+    }) else {
+        return;
+    };
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    let head = bed
+        .base_config()
+        .replace(&bed.pebble.directory, &proxy.directory)
+        .replace(
+            &bed.pebble.api_ca.display().to_string(),
+            &proxy.ca_bundle.display().to_string(),
+        )
+        .replace("order_timeout = \"60s\"", "order_timeout = \"3s\"");
+    assert!(head.contains("order_timeout = \"3s\""), "{head}");
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{head}{}",
+            bed.cert_block("slow", &["slow.test"], "confirm = false")
+        ),
+    )
+    .unwrap();
+
+    proxy.hold_orders_pending(true);
+    // Bound on a hang: the 3 s timeout plus 60 s for a loaded machine.
+    let (out, took) =
+        common::certkeep_within(&bed.config, &["issue", "slow"], Duration::from_secs(63));
+    assert_exit(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the CA did not validate within 3s; raise [acme] order_timeout"),
+        "{}",
+        text(&out)
+    );
+    let seen = proxy.log();
+    let t0 = seen[0].at;
+    let shown: Vec<String> = seen
+        .iter()
+        .map(|s| {
+            format!(
+                "{:>7.3}s {} {} -> {}",
+                (s.at - t0).as_secs_f64(),
+                s.method,
+                s.path,
+                s.status
+            )
+        })
+        .collect();
+    let shown = shown.join("\n");
+    let polls: Vec<Instant> = seen
+        .iter()
+        .filter(|s| s.path.starts_with("/my-order/"))
+        .map(|s| s.at)
+        .collect();
+    assert!(polls.len() >= 3, "the order was polled: {polls:?}");
+    let span = *polls.last().unwrap() - polls[0];
+    // Polled for the whole timeout (a margin of 0.5 s for the first poll's
+    // delay and the last back-off step), not given up early.
+    assert!(
+        span >= Duration::from_millis(2500),
+        "polled for {span:?} only; took {took:?}:\n{shown}"
+    );
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(!bed.store.join("live").join("slow").exists());
+
+    proxy.hold_orders_pending(false);
+    let out = bed.certkeep(&["issue", "slow"]);
+    assert_exit(&out, 0);
+    assert!(bed.store.join("live/slow/fullchain.pem").exists());
+    eprintln!("issue gave up {took:?} after it started, with order_timeout = 3s");
 }

@@ -75,6 +75,8 @@ struct State {
     orders: Vec<NewOrderSeen>,
     /// Faults apply only to requests whose path contains this (all when None).
     only: Option<String>,
+    /// Orders read back as `"status": "pending"` whatever Pebble says.
+    orders_pending: bool,
     log: Vec<Seen>,
 }
 
@@ -185,6 +187,7 @@ impl FaultProxy {
             refuse_replaces: Vec::new(),
             orders: Vec::new(),
             only: None,
+            orders_pending: false,
             log: Vec::new(),
         }));
         let ctx = Arc::new(Ctx {
@@ -251,6 +254,13 @@ impl FaultProxy {
     /// with one of these problems, in order, instead of forwarding them.
     pub fn refuse_replaces(&self, refusals: Vec<Refusal>) {
         self.state.lock().unwrap().refuse_replaces = refusals;
+    }
+
+    /// While on, every order the client reads (Pebble's `/my-order/`)
+    /// says `"status": "pending"`, as from a CA that never gets round to
+    /// validating: the client waits until its `order_timeout`.
+    pub fn hold_orders_pending(&self, on: bool) {
+        self.state.lock().unwrap().orders_pending = on;
     }
 
     /// Every new-order request seen so far.
@@ -386,6 +396,17 @@ fn read_new_order(body: &[u8]) -> Option<NewOrderSeen> {
     })
 }
 
+/// An order document with its status set to "pending".
+fn pending(body: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut v) if v.get("status").is_some() => {
+            v["status"] = serde_json::Value::String("pending".into());
+            serde_json::to_vec(&v).unwrap_or(body)
+        }
+        _ => body,
+    }
+}
+
 fn countdown(next: Fault, n: u32) -> Fault {
     if n <= 1 {
         Fault::Pass
@@ -503,6 +524,9 @@ where
                 };
                 let b = if method == "GET" && path == "/dir" {
                     ctx.with_profiles(b)
+                } else if path.starts_with("/my-order/") && ctx.state.lock().unwrap().orders_pending
+                {
+                    pending(b)
                 } else {
                     b
                 };
