@@ -19,12 +19,15 @@ pub enum WebrootError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("self-check failed for {domain}: fetched {url} and {outcome}. The CA would fail the same way. Make nginx serve the webroot on port 80 for {domain}: in its server block add `location /.well-known/acme-challenge/ {{ root {webroot}; }}` (see config/nginx-acme-challenge.conf), reload nginx, and try again")]
+    #[error("self-check failed for {domain}: fetched {url} and {outcome}. The CA would fail the same way. Make nginx serve the webroot on port 80 for {domain}{listen}: in its server block add `location /.well-known/acme-challenge/ {{ root {webroot}; }}` (see config/nginx-acme-challenge.conf), reload nginx, and try again")]
     SelfCheck {
         domain: String,
         url: String,
         outcome: String,
         webroot: String,
+        /// For an IP address: how nginx must listen (the CA connects to
+        /// the address itself); empty for a DNS name.
+        listen: String,
     },
 }
 
@@ -148,11 +151,20 @@ pub async fn self_check(domain: &str, webroot: &Path, how: &SelfCheck) -> Result
     let content = format!("certkeep self-check {}", rand::random::<u64>());
     let _file = write_challenge(webroot, &token, &content)?;
     let url = self_check_url(domain, how.port, &token);
+    let listen = if domain.parse::<std::net::IpAddr>().is_ok() {
+        format!(
+            " on that address itself (the CA connects to {domain}, not to a name: a server block with `listen {}:80;`)",
+            crate::config::url_host(domain)
+        )
+    } else {
+        String::new()
+    };
     let fail = |outcome: String| WebrootError::SelfCheck {
         domain: domain.to_string(),
         url: url.clone(),
         outcome,
         webroot: webroot.display().to_string(),
+        listen: listen.clone(),
     };
     let mut builder = crate::net::client_builder(how.ca_bundle.as_deref())
         .map_err(|e| fail(format!("the HTTP client could not be set up: {e}")))?

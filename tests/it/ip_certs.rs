@@ -128,6 +128,11 @@ fn certificate_for_127_0_0_1_and_ipv6_loopback_is_issued_served_and_probed() {
             bed.nginx.http_port
         );
         assert!(text(&out).contains(&want), "{}", text(&out));
+        assert!(
+            text(&out).contains("a server block with `listen [::1]:80;`"),
+            "{}",
+            text(&out)
+        );
         assert!(!bed.store.join("live/ip").exists());
         serve_challenges_on_ipv6(&bed);
     }
