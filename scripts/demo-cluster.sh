@@ -169,7 +169,7 @@ for n in "${NODES[@]}"; do
 done
 echo "waiting until every node deployed the cluster's version ..."
 for _ in $(seq 300); do
-  ok=$(ctl get --prefix --print-value-only "$PREFIX/v1/lineage/demo.test/deploy/" | grep -c '"ok":true' || true)
+  ok=$(ctl get --prefix --print-value-only "$PREFIX/v1/deploy/" | grep -c '"ok":true' || true)
   [ "$ok" = 3 ] && break
   sleep 0.2
 done

@@ -158,6 +158,10 @@ impl Pending {
         (p, o)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty() && self.ok.is_empty()
+    }
+
     /// Adds `newer`'s observations over these.
     pub fn absorb(&mut self, newer: Pending) {
         self.add(
@@ -177,17 +181,30 @@ pub enum Evaluated {
     Busy,
 }
 
-/// Reads the fleet, adds this node's `pending` observations, and delivers
-/// what the shared state decides, all under `lock/alerts`. Returns the
-/// observations not taken (all of them when busy or on an error; none when
-/// they reached the shared state). Nothing is read or sent (and `Done` is
-/// returned with no live nodes) when no channel is set.
+/// Whether `node` judges every node's deploys this round: the first by
+/// name of the nodes live at the last round (all of them before any round
+/// was seen). Judging reads every node's deploy report (50 000 of them,
+/// about 12 MB, at 50 nodes x 1000 lineages), so one node does it, not
+/// each; when it dies its heartbeat goes and the next one takes over.
+pub fn judges_fleet(node: &str, last_live: &BTreeSet<String>) -> bool {
+    decide::reports_unreachable(node, last_live)
+}
+
+/// Reads the fleet (when `fleet` holds the current versions: this node
+/// judges it, see [`judges_fleet`]), adds this node's `pending`
+/// observations, and delivers what the shared state decides, all under
+/// `lock/alerts`. A node with nothing to add and no fleet to judge only
+/// reads which nodes are live, without the lock. Returns the observations
+/// not taken (all of them when busy or on an error; none when they reached
+/// the shared state). Nothing is read or sent (and `Done` is returned with
+/// no live nodes) when no channel is set.
 pub async fn evaluate(
     config: &Config,
     etcd: &Etcd,
     keys: &Keys,
     lease: &Lease,
     mut pending: Pending,
+    fleet: Option<BTreeMap<String, VersionRecord>>,
 ) -> (Pending, Result<Evaluated, String>) {
     let Some(cc) = &config.cluster else {
         return (pending, Ok(Evaluated::Busy));
@@ -200,6 +217,14 @@ pub async fn evaluate(
             }),
         );
     }
+    if fleet.is_none() && pending.is_empty() {
+        return (
+            pending,
+            live_nodes(etcd, keys)
+                .await
+                .map(|live| Evaluated::Done { live }),
+        );
+    }
     let lock = match etcd
         .lock(&keys.lock_alerts(), lease, cc.request_timeout.get())
         .await
@@ -209,7 +234,7 @@ pub async fn evaluate(
         Err(e) => return (pending, Err(e.to_string())),
     };
     let (problems, ok) = pending.take();
-    let r = locked(config, etcd, keys, problems.clone(), ok.clone()).await;
+    let r = locked(config, etcd, keys, problems.clone(), ok.clone(), fleet).await;
     if r.is_err() {
         pending.add(problems, ok);
     }
@@ -219,21 +244,9 @@ pub async fn evaluate(
     (pending, r.map(|live| Evaluated::Done { live }))
 }
 
-async fn locked(
-    config: &Config,
-    etcd: &Etcd,
-    keys: &Keys,
-    mut problems: Vec<Problem>,
-    mut ok: Vec<String>,
-) -> Result<BTreeSet<String>, String> {
-    let bound = config
-        .cluster
-        .as_ref()
-        .map(|c| {
-            time::Duration::try_from(c.deploy_lag_alert_after.get()).unwrap_or(time::Duration::MAX)
-        })
-        .unwrap_or(time::Duration::MAX);
-    let live: BTreeSet<String> = etcd
+/// The nodes with a heartbeat.
+async fn live_nodes(etcd: &Etcd, keys: &Keys) -> Result<BTreeSet<String>, String> {
+    Ok(etcd
         .get_prefix(&keys.nodes())
         .await
         .map_err(|e| e.to_string())?
@@ -242,32 +255,45 @@ async fn locked(
             Some(Parsed::Node(n)) => Some(n),
             _ => None,
         })
-        .collect();
-    let mut current: BTreeMap<String, VersionRecord> = BTreeMap::new();
-    let mut reports: BTreeMap<String, BTreeMap<String, DeployReport>> = BTreeMap::new();
-    for kv in etcd
-        .get_prefix(&keys.lineages())
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        match keys.parse(&kv.key) {
-            Some(Parsed::Current(l)) => match serde_json::from_slice(&kv.value) {
-                Ok(r) => {
-                    current.insert(l, r);
-                }
-                Err(e) => tracing::warn!("cluster: {} is not a valid record: {e}", kv.key),
-            },
-            Some(Parsed::Deploy { lineage, node }) => {
+        .collect())
+}
+
+async fn locked(
+    config: &Config,
+    etcd: &Etcd,
+    keys: &Keys,
+    mut problems: Vec<Problem>,
+    mut ok: Vec<String>,
+    fleet: Option<BTreeMap<String, VersionRecord>>,
+) -> Result<BTreeSet<String>, String> {
+    let bound = config
+        .cluster
+        .as_ref()
+        .map(|c| {
+            time::Duration::try_from(c.deploy_lag_alert_after.get()).unwrap_or(time::Duration::MAX)
+        })
+        .unwrap_or(time::Duration::MAX);
+    let live = live_nodes(etcd, keys).await?;
+    if let Some(current) = fleet {
+        // The current versions come from the node's watch; the reports
+        // are read (they live under deploy/, outside the watched prefix).
+        let mut reports: BTreeMap<String, BTreeMap<String, DeployReport>> = BTreeMap::new();
+        for kv in etcd
+            .get_prefix(&keys.deploys())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(Parsed::Deploy { lineage, node }) = keys.parse(&kv.key) {
                 if let Ok(r) = serde_json::from_slice(&kv.value) {
                     reports.entry(lineage).or_default().insert(node, r);
                 }
             }
-            _ => {}
         }
+        let (p, o) =
+            deploy_observations(&current, &reports, &live, OffsetDateTime::now_utc(), bound);
+        problems.extend(p);
+        ok.extend(o);
     }
-    let (p, o) = deploy_observations(&current, &reports, &live, OffsetDateTime::now_utc(), bound);
-    problems.extend(p);
-    ok.extend(o);
 
     let key = keys.alerts();
     let stored = etcd.get(&key).await.map_err(|e| e.to_string())?;

@@ -32,6 +32,12 @@ pub enum EtcdError {
     Request { what: String, detail: String },
     #[error("the etcd lease {id:x} has expired: its locks and keys are gone")]
     LeaseLost { id: i64 },
+    #[error("etcd no longer holds the history of {what} from revision {from} (compacted up to {compacted}): read it again")]
+    Compacted {
+        what: String,
+        from: i64,
+        compacted: i64,
+    },
 }
 
 /// How to reach etcd (from `[cluster]`, or built by tests).
@@ -279,6 +285,23 @@ impl Etcd {
         Ok(v)
     }
 
+    /// Every key under `prefix`, sorted by key, and the store revision the
+    /// read saw (a watch from the revision after it misses nothing).
+    pub async fn get_prefix_at(&self, prefix: &str) -> Result<(Vec<Kv>, i64), EtcdError> {
+        let mut c = self.client.clone();
+        let r = self
+            .bounded(
+                || format!("reading {prefix}*"),
+                self.timeout,
+                c.get(prefix, Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+        let revision = r.header().map(|h| h.revision()).unwrap_or(0);
+        let mut v: Vec<Kv> = r.kvs().iter().map(Kv::from).collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((v, revision))
+    }
+
     /// Whether any key exists under `prefix`.
     pub async fn any_under(&self, prefix: &str) -> Result<bool, EtcdError> {
         let mut c = self.client.clone();
@@ -439,12 +462,66 @@ impl Etcd {
         Ok(Watch {
             stream,
             prefix: prefix.to_string(),
+            start_revision,
         })
     }
 }
 
-/// Refreshes the lease every third of its TTL; marks it lost when etcd says
-/// it expired or when no refresh succeeded for a whole TTL.
+/// When the keep-alive task refreshes a lease, and how long one refresh
+/// may take. Pure: the task applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeepAliveTiming {
+    pub ttl: Duration,
+    /// Between two successful refreshes: a quarter of the TTL.
+    pub period: Duration,
+    /// One refresh (send and answer) at most: a sixth of the TTL, and
+    /// never more than `request_timeout`, so that after a period and a
+    /// refresh that hangs two more attempts fit before the TTL runs out.
+    pub attempt: Duration,
+    /// After a failed refresh, the next one comes this soon (a twentieth
+    /// of the TTL, at least 100 ms), not a whole period later.
+    pub retry: Duration,
+}
+
+pub(crate) fn keep_alive_timing(ttl: Duration, request_timeout: Duration) -> KeepAliveTiming {
+    let ttl = ttl.max(Duration::from_secs(1));
+    KeepAliveTiming {
+        ttl,
+        period: ttl / 4,
+        attempt: (ttl / 6)
+            .min(request_timeout)
+            .max(Duration::from_millis(100)),
+        retry: (ttl / 20).max(Duration::from_millis(100)),
+    }
+}
+
+/// What the keep-alive task does after a refresh attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepAliveNext {
+    /// Wait this long, then refresh again.
+    Wait(Duration),
+    /// No refresh succeeded for a whole TTL: etcd has dropped the lease
+    /// (its expiry counts from the last refresh it received, which came
+    /// before the last answer seen here).
+    Lost,
+}
+
+pub(crate) fn keep_alive_next(
+    t: &KeepAliveTiming,
+    since_last_ok: Duration,
+    last_failed: bool,
+) -> KeepAliveNext {
+    if since_last_ok >= t.ttl {
+        return KeepAliveNext::Lost;
+    }
+    let left = t.ttl - since_last_ok;
+    let wait = if last_failed { t.retry } else { t.period };
+    KeepAliveNext::Wait(wait.min(left))
+}
+
+/// Refreshes the lease on its own task (see [`keep_alive_timing`]); marks
+/// it lost when etcd says it expired or when no refresh succeeded for a
+/// whole TTL.
 async fn keep_alive(
     client: Client,
     id: i64,
@@ -452,13 +529,14 @@ async fn keep_alive(
     timeout: Duration,
     lost: watch::Sender<bool>,
 ) {
-    let period = (ttl / 3).max(Duration::from_millis(500));
+    let timing = keep_alive_timing(ttl, timeout);
     let mut last_ok = tokio::time::Instant::now();
     let mut stream = None;
     loop {
+        let mut failed = true;
         if stream.is_none() {
             let mut c = client.clone();
-            if let Ok(Ok(s)) = tokio::time::timeout(timeout, c.lease_keep_alive(id)).await {
+            if let Ok(Ok(s)) = tokio::time::timeout(timing.attempt, c.lease_keep_alive(id)).await {
                 stream = Some(s);
             }
         }
@@ -467,8 +545,11 @@ async fn keep_alive(
                 keeper.keep_alive().await?;
                 replies.message().await
             };
-            match tokio::time::timeout(timeout, round).await {
-                Ok(Ok(Some(r))) if r.ttl() > 0 => last_ok = tokio::time::Instant::now(),
+            match tokio::time::timeout(timing.attempt, round).await {
+                Ok(Ok(Some(r))) if r.ttl() > 0 => {
+                    last_ok = tokio::time::Instant::now();
+                    failed = false;
+                }
                 Ok(Ok(Some(_))) => {
                     tracing::warn!(lease = format!("{id:x}"), "etcd lease expired");
                     let _ = lost.send(true);
@@ -477,15 +558,26 @@ async fn keep_alive(
                 _ => stream = None,
             }
         }
-        if last_ok.elapsed() >= ttl {
-            tracing::warn!(
-                lease = format!("{id:x}"),
-                "etcd lease not refreshed for its whole TTL: considered lost"
-            );
-            let _ = lost.send(true);
-            return;
+        match keep_alive_next(&timing, last_ok.elapsed(), failed) {
+            KeepAliveNext::Lost => {
+                tracing::warn!(
+                    lease = format!("{id:x}"),
+                    "etcd lease not refreshed for its whole TTL ({:?}): considered lost",
+                    timing.ttl
+                );
+                let _ = lost.send(true);
+                return;
+            }
+            KeepAliveNext::Wait(d) => {
+                if failed {
+                    tracing::debug!(
+                        lease = format!("{id:x}"),
+                        "etcd lease refresh failed; retrying in {d:?}"
+                    );
+                }
+                tokio::time::sleep(d).await
+            }
         }
-        tokio::time::sleep(period).await;
     }
 }
 
@@ -540,6 +632,7 @@ impl Drop for Lease {
 pub struct Watch {
     stream: etcd_client::WatchStream,
     prefix: String,
+    start_revision: i64,
 }
 
 impl Watch {
@@ -561,6 +654,13 @@ impl Watch {
                     detail: "the stream ended".into(),
                 });
             };
+            if resp.canceled() && resp.compact_revision() > 0 {
+                return Err(EtcdError::Compacted {
+                    what: format!("the watch on {}*", self.prefix),
+                    from: self.start_revision,
+                    compacted: resp.compact_revision(),
+                });
+            }
             if resp.canceled() {
                 return Err(EtcdError::Request {
                     what: format!("the watch on {}*", self.prefix),
@@ -589,5 +689,53 @@ impl Watch {
                 return Ok(changes);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn keep_alive_attempts_fit_several_times_in_the_ttl() {
+        // The benchmark's settings: 15 s TTL, 10 s request timeout. One
+        // refresh may not take the request timeout: a hung one would leave
+        // no room for another before the TTL.
+        let t = keep_alive_timing(S(15), S(10));
+        assert_eq!(t.period, MS(3750));
+        assert_eq!(t.attempt, MS(2500));
+        assert_eq!(t.retry, MS(750));
+        // After a success: the next refresh hangs, and so do two retries;
+        // all three end before the TTL (12.75 s of 15 s).
+        assert!(t.period + 3 * t.attempt + 2 * t.retry < t.ttl);
+        // A short request timeout bounds the attempt.
+        assert_eq!(keep_alive_timing(S(15), S(1)).attempt, S(1));
+        // Tiny TTLs round up to etcd's granularity of one second.
+        let tiny = keep_alive_timing(MS(100), S(5));
+        assert_eq!(tiny.ttl, S(1));
+        assert_eq!(tiny.period, MS(250));
+        assert_eq!(tiny.attempt, MS(166) + Duration::from_nanos(666_666));
+        assert_eq!(tiny.retry, MS(100));
+        assert!(tiny.period + 3 * tiny.attempt + 2 * tiny.retry < tiny.ttl);
+    }
+
+    #[test]
+    fn keep_alive_retries_soon_after_a_failure_and_gives_up_after_the_ttl() {
+        let t = keep_alive_timing(S(15), S(10));
+        assert_eq!(
+            keep_alive_next(&t, S(0), false),
+            KeepAliveNext::Wait(MS(3750))
+        );
+        assert_eq!(
+            keep_alive_next(&t, S(4), true),
+            KeepAliveNext::Wait(MS(750))
+        );
+        // Never sleeps past the TTL.
+        assert_eq!(keep_alive_next(&t, S(14), false), KeepAliveNext::Wait(S(1)));
+        assert_eq!(keep_alive_next(&t, S(15), true), KeepAliveNext::Lost);
+        assert_eq!(keep_alive_next(&t, S(20), false), KeepAliveNext::Lost);
     }
 }

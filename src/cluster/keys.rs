@@ -100,11 +100,17 @@ impl Keys {
     pub fn ari(&self, lineage: &str) -> String {
         self.k(&format!("lineage/{lineage}/ari"))
     }
-    pub fn deploys(&self, lineage: &str) -> String {
-        self.k(&format!("lineage/{lineage}/deploy/"))
+    /// Every node's deploy reports. They live outside `lineage/`, so a
+    /// watch on the lineages sees new versions only, not every report.
+    pub fn deploys(&self) -> String {
+        self.k("deploy/")
+    }
+    /// One node's deploy reports (read once at its start).
+    pub fn deploys_of(&self, node: &str) -> String {
+        self.k(&format!("deploy/{node}/"))
     }
     pub fn deploy(&self, lineage: &str, node: &str) -> String {
-        self.k(&format!("lineage/{lineage}/deploy/{node}"))
+        self.k(&format!("deploy/{node}/{lineage}"))
     }
     pub fn lock_lineage(&self, lineage: &str) -> String {
         self.k(&format!("lock/lineage/{lineage}"))
@@ -152,7 +158,7 @@ impl Keys {
             ["lineage", l, "current"] => Parsed::Current(own(l)),
             ["lineage", l, "previous"] => Parsed::Previous(own(l)),
             ["lineage", l, "ari"] => Parsed::Ari(own(l)),
-            ["lineage", l, "deploy", n] => Parsed::Deploy {
+            ["deploy", n, l] => Parsed::Deploy {
                 lineage: own(l),
                 node: own(n),
             },
@@ -184,11 +190,11 @@ mod tests {
         assert_eq!(k.current("web"), "/certkeep/prod/v1/lineage/web/current");
         assert_eq!(k.previous("web"), "/certkeep/prod/v1/lineage/web/previous");
         assert_eq!(k.ari("web"), "/certkeep/prod/v1/lineage/web/ari");
-        assert_eq!(k.deploys("web"), "/certkeep/prod/v1/lineage/web/deploy/");
-        assert_eq!(
-            k.deploy("web", "n1"),
-            "/certkeep/prod/v1/lineage/web/deploy/n1"
-        );
+        assert_eq!(k.deploys(), "/certkeep/prod/v1/deploy/");
+        assert_eq!(k.deploys_of("n1"), "/certkeep/prod/v1/deploy/n1/");
+        assert_eq!(k.deploy("web", "n1"), "/certkeep/prod/v1/deploy/n1/web");
+        // Reports are not under the watched lineage prefix.
+        assert!(!k.deploy("web", "n1").starts_with(&k.lineages()));
         assert_eq!(k.lock_lineage("web"), "/certkeep/prod/v1/lock/lineage/web");
         assert_eq!(k.lock_account(), "/certkeep/prod/v1/lock/account");
         assert_eq!(k.lock_alerts(), "/certkeep/prod/v1/lock/alerts");
@@ -240,6 +246,8 @@ mod tests {
             "/p/v1/lineage/a",
             "/p/v1/lineage//current",
             "/p/v1/lineage/a/current/x",
+            "/p/v1/lineage/a/deploy/n",
+            "/p/v1/deploy/n",
             "/p/v1/lineage/../current",
             "/p/v1/challenge/t/ack/",
             "/p/v1/lock/lineage/a",

@@ -3,6 +3,7 @@
 //! deploys. Design and operator's guide: docs/cluster.md.
 
 pub mod alerts;
+pub mod cache;
 pub mod config;
 pub mod decide;
 pub mod etcd;

@@ -103,7 +103,7 @@ pub struct AccountRecord {
     pub sealed_credentials: String,
 }
 
-/// `lineage/<name>/deploy/<node>`: what a node serves and how its last deploy went.
+/// `deploy/<node>/<name>`: what a node serves and how its last deploy went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployReport {
     /// The cluster version and serial the node's `live/` points at now.

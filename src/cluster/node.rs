@@ -11,6 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::alerts::{Evaluated, Pending};
+use super::cache::Cache;
 use super::etcd::{Change, Etcd, Settings};
 use super::keys::{Keys, Parsed};
 use super::model::{Ack, Challenge, Heartbeat, Meta};
@@ -94,8 +95,13 @@ async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node:
     let mut pause: Option<Duration> = None;
     let started = OffsetDateTime::now_utc();
     let mut reach = Reach::new(&node);
+    let mut cache = Cache::default();
     loop {
-        match session(&config, &settings, &keys, &key, &node, started, &mut reach).await {
+        let end = session(
+            &config, &settings, &keys, &key, &node, started, &mut reach, &mut cache,
+        )
+        .await;
+        match end {
             End::Stopped => return,
             End::Fatal(e) => {
                 tracing::error!("cluster: {e}");
@@ -220,8 +226,9 @@ async fn session(
     node: &str,
     started: OffsetDateTime,
     reach: &mut Reach,
+    cache: &mut Cache,
 ) -> End {
-    match session_inner(config, settings, keys, key, node, started, reach).await {
+    match session_inner(config, settings, keys, key, node, started, reach, cache).await {
         Ok(end) | Err(end) => end,
     }
 }
@@ -235,6 +242,7 @@ async fn session_inner(
     node: &str,
     started: OffsetDateTime,
     reach: &mut Reach,
+    cache: &mut Cache,
 ) -> Result<End, End> {
     let token = crate::shutdown::global();
     let Some(cc) = &config.cluster else {
@@ -254,18 +262,56 @@ async fn session_inner(
         Some(lease.id()),
     )
     .await?;
-    // Watch first, so a version or challenge written during the catch-up
-    // is not missed.
-    let mut watch = etcd.watch_prefix(&keys.lineages(), 0).await?;
+    if !cache.reports_loaded() {
+        // Once per process: what this node's reports say, so that only
+        // news is written.
+        let mine = etcd.get_prefix(&keys.deploys_of(node)).await?;
+        cache.load_reports(keys, node, &mine);
+    }
+    // The lineages: read once, then followed through the watch from the
+    // revision after the read. A later session resumes the watch where
+    // the last one stopped (etcd replays what it missed) and reads
+    // everything again only when etcd has compacted that history.
+    let mut watch = match cache.resume_from() {
+        Some(from) => {
+            tracing::info!(
+                node,
+                prefix = keys.root(),
+                revision = from,
+                "cluster: joined; following the lineages"
+            );
+            etcd.watch_prefix(&keys.lineages(), from).await?
+        }
+        None => {
+            tracing::info!(
+                node,
+                prefix = keys.root(),
+                "cluster: joined; syncing every lineage"
+            );
+            let (kvs, revision) = etcd.get_prefix_at(&keys.lineages()).await?;
+            let watch = etcd.watch_prefix(&keys.lineages(), revision + 1).await?;
+            let incoming = cache.load(keys, &kvs, revision);
+            drop(kvs);
+            match sync::sync_records(config, &etcd, keys, key, node, incoming, cache).await {
+                Ok(r) => {
+                    cache.sync_failed = any_failed(&r);
+                    log_results(&r);
+                }
+                Err(e) => {
+                    cache.forget_revision();
+                    return Err(e.into());
+                }
+            }
+            tracing::info!(
+                revision,
+                lineages = cache.shared().len(),
+                "cluster: every lineage synced"
+            );
+            watch
+        }
+    };
+    // Challenges are short-lived: watch from now, then read what exists.
     let mut challenge_watch = etcd.watch_prefix(&keys.challenges(), 0).await?;
-    tracing::info!(
-        node,
-        prefix = keys.root(),
-        "cluster: joined; syncing every lineage"
-    );
-    let synced = sync::sync_all(config, &etcd, keys, key, node).await?;
-    let mut sync_failed = any_failed(&synced);
-    log_results(&synced);
     let mut files: HashMap<String, Option<crate::webroot::ChallengeFile>> = HashMap::new();
     for kv in etcd.get_prefix(&keys.challenges()).await? {
         if let Some(Parsed::Challenge(token)) = keys.parse(&kv.key) {
@@ -300,13 +346,29 @@ async fn session_inner(
                 return Err(End::Retry("the node's etcd lease was lost".into()));
             }
             changes = watch.next() => {
-                let changes = changes?;
-                let new_version = changes.iter().any(|c| matches!(c,
-                    Change::Put(kv) if matches!(keys.parse(&kv.key), Some(Parsed::Current(_)))));
-                if new_version {
-                    let synced = sync::sync_all(config, &etcd, keys, key, node).await?;
-                    sync_failed = any_failed(&synced);
-                    log_results(&synced);
+                let changes = match changes {
+                    Ok(c) => c,
+                    Err(e @ super::etcd::EtcdError::Compacted { .. }) => {
+                        cache.forget_revision();
+                        return Err(e.into());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                // Only the lineages whose version changed, from the
+                // watched values themselves: no read.
+                let mark = cache.mark();
+                let incoming = cache.apply(keys, &changes);
+                if !incoming.is_empty() {
+                    match sync::sync_records(config, &etcd, keys, key, node, incoming, cache).await {
+                        Ok(r) => {
+                            cache.sync_failed |= any_failed(&r);
+                            log_results(&r);
+                        }
+                        Err(e) => {
+                            cache.rewind(mark);
+                            return Err(e.into());
+                        }
+                    }
                 }
             }
             changes = challenge_watch.next() => {
@@ -328,17 +390,25 @@ async fn session_inner(
                 }
             }
             () = tokio::time::sleep_until(next_check), if ordering.is_none() => {
-                ordering = Some(Box::pin(order::check(config, &etcd, keys, key, node, &lease)));
+                // Planned from the versions the watch keeps current: a
+                // lineage is read again only under its lock, when due.
+                let known = cache.shared().clone();
+                let (etcd, lease) = (&etcd, &lease);
+                ordering = Some(Box::pin(async move {
+                    order::check(config, etcd, keys, key, node, lease, &known).await
+                }));
             }
             () = tokio::time::sleep_until(fleet_at), if alerting.is_none() => {
                 fleet_at = tokio::time::Instant::now() + fleet_every;
-                if sync_failed && deploy_retry_ready(config).await {
-                    let synced = sync::sync_all(config, &etcd, keys, key, node).await?;
-                    sync_failed = any_failed(&synced);
+                if cache.sync_failed && deploy_retry_ready(config).await {
+                    // From the versions the watch keeps: no read.
+                    let synced = sync::sync_records(config, &etcd, keys, key, node, cache.all(), cache).await?;
+                    cache.sync_failed = any_failed(&synced);
                     log_results(&synced);
                 }
                 let mine = std::mem::take(&mut pending);
-                alerting = Some(Box::pin(super::alerts::evaluate(config, &etcd, keys, &lease, mine)));
+                let fleet = super::alerts::judges_fleet(node, &reach.peers).then(|| cache.shared().clone());
+                alerting = Some(Box::pin(super::alerts::evaluate(config, &etcd, keys, &lease, mine, fleet)));
             }
             (back, r) = async { match alerting.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if alerting.is_some() => {
                 alerting = None;

@@ -247,10 +247,11 @@ pub async fn check(
     key: &SealKey,
     node: &str,
     lease: &Lease,
+    known: &BTreeMap<String, VersionRecord>,
 ) -> Vec<(String, Ordered)> {
     let mut out = Vec::new();
     for c in &config.certificates {
-        let r = match one(config, etcd, keys, key, node, lease, c).await {
+        let r = match one(config, etcd, keys, key, node, lease, c, known.get(c.name())).await {
             Ok(r) => r,
             Err(e) => Ordered::Failed(e),
         };
@@ -259,6 +260,9 @@ pub async fn check(
     out
 }
 
+/// Plans one lineage from `planned`, the shared version the node's watch
+/// keeps (no read); a due lineage is read again under its lock.
+#[allow(clippy::too_many_arguments)]
 async fn one(
     config: &Config,
     etcd: &Etcd,
@@ -267,15 +271,13 @@ async fn one(
     node: &str,
     lease: &Lease,
     c: &CertificateConfig,
+    planned: Option<&VersionRecord>,
 ) -> Result<Ordered, String> {
     let name = c.name();
     let wanted = c.domain_names();
     let renew_before = c.renew_before.or(config.renewal.renew_before);
     let now = OffsetDateTime::now_utc();
-    let planned = read_current(etcd, keys, name)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some((rec, _)) = &planned {
+    if let Some(rec) = planned {
         if let Decision::NotDue { .. } = decide::plan_shared(rec, &wanted, renew_before, None, now)
         {
             return Ok(Ordered::NotDue);
@@ -298,7 +300,7 @@ async fn one(
         node,
         lease,
         c,
-        planned.map(|(r, _)| r.version),
+        planned.map(|r| r.version),
     )
     .await;
     if let Err(e) = etcd.unlock(&lock).await {

@@ -5,9 +5,10 @@
 
 use time::OffsetDateTime;
 
+use super::cache::{Cache, Incoming};
 use super::decide::{self, SyncAction, SyncFacts};
 use super::etcd::Etcd;
-use super::keys::{Keys, Parsed};
+use super::keys::Keys;
 use super::model::{DeployReport, VersionRecord};
 use super::seal::SealKey;
 use super::status::ClusterError;
@@ -78,30 +79,43 @@ fn install(
     Ok(previous)
 }
 
-/// Brings every configured lineage to the shared version: one store lock,
-/// one nginx test and reload for all installed lineages, then one report per
-/// lineage in etcd. Lineages already current are reported too (so a fresh
-/// node appears in `cluster status` at once).
-pub async fn sync_all(
+/// Runs `f`, which blocks on the file system, without holding up the
+/// runtime's other tasks (the lease keep-alive above all): on the daemon's
+/// multi-threaded runtime the worker hands its other tasks over first.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Brings the given lineages (shared versions read or watched) to their
+/// shared version: one store lock, one nginx test and reload for all
+/// installed lineages, then a report per lineage in etcd where it says
+/// something new (`cache` knows what this node's reports say). Lineages
+/// already current are reported too when etcd has no such report yet (so a
+/// fresh node appears in `cluster status` at once).
+pub async fn sync_records(
     config: &Config,
     etcd: &Etcd,
     keys: &Keys,
     key: &SealKey,
     node: &str,
+    incoming: Vec<Incoming>,
+    cache: &mut Cache,
 ) -> Result<Vec<(String, Synced)>, ClusterError> {
     let store = Store::new(&config.store);
     let mut shared: Vec<(String, VersionRecord)> = Vec::new();
-    for kv in etcd.get_prefix(&keys.lineages()).await? {
-        if let Some(Parsed::Current(name)) = keys.parse(&kv.key) {
-            let rec: VersionRecord =
-                serde_json::from_slice(&kv.value).map_err(|e| ClusterError::Record {
-                    key: kv.key.clone(),
-                    detail: e.to_string(),
-                })?;
-            shared.push((name, rec));
+    let mut results: Vec<(String, Synced)> = Vec::new();
+    for (name, rec) in incoming {
+        match rec {
+            Ok(r) => shared.push((name, r)),
+            Err(e) => results.push((name, Synced::Skipped { reason: e })),
         }
     }
-    let mut results: Vec<(String, Synced)> = Vec::new();
+    if shared.is_empty() {
+        return Ok(results);
+    }
     let mut installed: Vec<Installed> = Vec::new();
     let mut current_reports: Vec<(String, VersionRecord)> = Vec::new();
     {
@@ -111,55 +125,58 @@ pub async fn sync_all(
                 key: store.state_dir().join("lock").display().to_string(),
                 detail: e.to_string(),
             })?;
-        for (name, rec) in shared {
-            let local = store.current(&name).ok().flatten().map(|c| c.leaf.serial);
-            let configured = config.certificate(&name).map(|c| c.domain_names());
-            let action = decide::sync_action(&SyncFacts {
-                shared_serial: &rec.serial,
-                shared_domains: &rec.domains,
-                local_serial: local.as_deref(),
-                configured: configured.as_deref(),
-            });
-            match action {
-                SyncAction::UpToDate => {
-                    current_reports.push((name.clone(), rec));
-                    results.push((name, Synced::UpToDate));
-                }
-                SyncAction::NotConfigured => results.push((
-                    name,
-                    Synced::Skipped {
-                        reason: "no [[certificate]] with this name in this node's config".into(),
-                    },
-                )),
-                SyncAction::DomainsDiffer { configured, shared } => results.push((
-                    name,
-                    Synced::Skipped {
-                        reason: format!(
-                            "this node's config names {} but etcd's version has {}",
-                            configured.join(", "),
-                            shared.join(", ")
-                        ),
-                    },
-                )),
-                SyncAction::Install { .. } => match install(&store, &name, &rec, key) {
-                    Ok(previous) => installed.push(Installed {
-                        name,
-                        record: rec,
-                        previous,
-                    }),
-                    Err(error) => {
-                        tracing::error!(lineage = %name, version = rec.version, "cannot install the shared version: {error}");
-                        results.push((
-                            name,
-                            Synced::NotInstalled {
-                                version: rec.version,
-                                error,
-                            },
-                        ))
+        blocking(|| {
+            for (name, rec) in shared {
+                let local = store.current(&name).ok().flatten().map(|c| c.leaf.serial);
+                let configured = config.certificate(&name).map(|c| c.domain_names());
+                let action = decide::sync_action(&SyncFacts {
+                    shared_serial: &rec.serial,
+                    shared_domains: &rec.domains,
+                    local_serial: local.as_deref(),
+                    configured: configured.as_deref(),
+                });
+                match action {
+                    SyncAction::UpToDate => {
+                        current_reports.push((name.clone(), rec));
+                        results.push((name, Synced::UpToDate));
                     }
-                },
+                    SyncAction::NotConfigured => results.push((
+                        name,
+                        Synced::Skipped {
+                            reason: "no [[certificate]] with this name in this node's config"
+                                .into(),
+                        },
+                    )),
+                    SyncAction::DomainsDiffer { configured, shared } => results.push((
+                        name,
+                        Synced::Skipped {
+                            reason: format!(
+                                "this node's config names {} but etcd's version has {}",
+                                configured.join(", "),
+                                shared.join(", ")
+                            ),
+                        },
+                    )),
+                    SyncAction::Install { .. } => match install(&store, &name, &rec, key) {
+                        Ok(previous) => installed.push(Installed {
+                            name,
+                            record: rec,
+                            previous,
+                        }),
+                        Err(error) => {
+                            tracing::error!(lineage = %name, version = rec.version, "cannot install the shared version: {error}");
+                            results.push((
+                                name,
+                                Synced::NotInstalled {
+                                    version: rec.version,
+                                    error,
+                                },
+                            ))
+                        }
+                    },
+                }
             }
-        }
+        });
     }
     let now = OffsetDateTime::now_utc();
     for (name, rec) in &current_reports {
@@ -171,7 +188,7 @@ pub async fn sync_all(
             error: None,
             at: now,
         };
-        put_report(etcd, keys, name, node, &r).await?;
+        put_report(etcd, keys, name, node, &r, cache).await?;
     }
     for (name, s) in &results {
         if let Synced::NotInstalled { version, error } = s {
@@ -189,7 +206,7 @@ pub async fn sync_all(
                 error: Some(error.clone()),
                 at: now,
             };
-            put_report(etcd, keys, name, node, &r).await?;
+            put_report(etcd, keys, name, node, &r, cache).await?;
         }
     }
     if installed.is_empty() {
@@ -223,7 +240,7 @@ pub async fn sync_all(
                 at: now,
             },
         };
-        put_report(etcd, keys, &name, node, &r).await?;
+        put_report(etcd, keys, &name, node, &r, cache).await?;
         results.push((
             name,
             match outcome {
@@ -241,15 +258,22 @@ pub async fn sync_all(
     Ok(results)
 }
 
+/// Writes this node's report on `name` unless etcd already holds one that
+/// says the same.
 async fn put_report(
     etcd: &Etcd,
     keys: &Keys,
     name: &str,
     node: &str,
     r: &DeployReport,
+    cache: &mut Cache,
 ) -> Result<(), ClusterError> {
+    if !cache.report_needed(name, r) {
+        return Ok(());
+    }
     let value = serde_json::to_vec(r).unwrap_or_default();
     etcd.put(&keys.deploy(name, node), &value, None).await?;
+    cache.reported(name, r);
     Ok(())
 }
 

@@ -88,7 +88,7 @@ fn settings(endpoint: &str) -> Settings {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -344,7 +344,7 @@ fn cluster_bed(etcd: &EtcdServer) -> Option<(common::Bed, PathBuf)> {
     cluster_bed_with(etcd, "")
 }
 
-fn cluster_bed_with(etcd: &EtcdServer, extra: &str) -> Option<(common::Bed, PathBuf)> {
+pub(crate) fn cluster_bed_with(etcd: &EtcdServer, extra: &str) -> Option<(common::Bed, PathBuf)> {
     let bed = common::Bed::start(common::PebbleOptions::default())?;
     let key = bed.dir.path().join("cluster.key");
     std::fs::write(&key, [42u8; 32]).unwrap();
@@ -481,11 +481,11 @@ fn init_uploads_sealed_lineages_once_and_status_names_failed_nodes() {
         let ok = format!(r#"{{"serving_version":1,"serving_serial":"{serial}","attempted_version":1,"ok":true,"at":"{now}"}}"#);
         let failed = format!(r#"{{"serving_version":0,"serving_serial":"00","attempted_version":1,"ok":false,"error":"nginx -t failed","at":"{now}"}}"#);
         client
-            .put("/ck/test/v1/lineage/site/deploy/n1", ok.as_bytes(), None)
+            .put("/ck/test/v1/deploy/n1/site", ok.as_bytes(), None)
             .await
             .unwrap();
         client
-            .put("/ck/test/v1/lineage/site/deploy/n2", failed.as_bytes(), None)
+            .put("/ck/test/v1/deploy/n2/site", failed.as_bytes(), None)
             .await
             .unwrap();
         let s = status_json(&bed, 1);
@@ -546,7 +546,7 @@ fn init_refuses_a_readable_key_file_and_writes_nothing() {
 
 /// A version record made from version `local` of the bed's archive, its key
 /// sealed under `seal_as` (the lineage it claims to belong to).
-fn record_from_archive(
+pub(crate) fn record_from_archive(
     bed: &common::Bed,
     key_file: &std::path::Path,
     local: u32,
@@ -579,7 +579,7 @@ fn record_from_archive(
     }
 }
 
-fn live_serial(bed: &common::Bed) -> String {
+pub(crate) fn live_serial(bed: &common::Bed) -> String {
     let listing: serde_json::Value =
         serde_json::from_slice(&bed.certkeep(&["certificates", "--json"]).stdout).unwrap();
     listing[0]["serial"].as_str().unwrap().to_string()
@@ -592,7 +592,7 @@ fn live_target(bed: &common::Bed) -> PathBuf {
 fn report_of(etcd: &EtcdServer) -> Option<serde_json::Value> {
     rt().block_on(async {
         let c = Etcd::connect(&etcd.settings()).await.unwrap();
-        c.get("/ck/test/v1/lineage/site/deploy/n1")
+        c.get("/ck/test/v1/deploy/n1/site")
             .await
             .unwrap()
             .map(|kv| serde_json::from_slice(&kv.value).unwrap())
@@ -793,7 +793,7 @@ fn three_nodes_behind_a_balancer_order_once_and_all_deploy() {
     let report = |node: &str| -> Option<serde_json::Value> {
         rt().block_on(async {
             let c = Etcd::connect(&etcd.settings()).await.unwrap();
-            c.get(&format!("/ck/lb/v1/lineage/site/deploy/{node}"))
+            c.get(&format!("/ck/lb/v1/deploy/{node}/site"))
                 .await
                 .unwrap()
                 .map(|kv| serde_json::from_slice(&kv.value).unwrap())
@@ -973,7 +973,7 @@ fn a_node_killed_mid_order_is_taken_over_after_its_lease_expires() {
 
     let report = |node: &str| -> Option<serde_json::Value> {
         runtime
-            .block_on(client.get(&format!("{prefix}/v1/lineage/site/deploy/{node}")))
+            .block_on(client.get(&format!("{prefix}/v1/deploy/{node}/site")))
             .unwrap()
             .map(|kv| serde_json::from_slice(&kv.value).unwrap())
     };

@@ -255,7 +255,7 @@ impl Cluster {
     }
 
     fn report(&self, name: &str, node: &str) -> Option<Value> {
-        self.get_json(&format!("lineage/{name}/deploy/{node}"))
+        self.get_json(&format!("deploy/{node}/{name}"))
     }
 
     /// etcd's own count of writes to `key` since it was created (its

@@ -12,6 +12,7 @@ mod claims_ops;
 mod cluster;
 mod cluster_bed;
 mod cluster_e2e;
+mod cluster_scale;
 mod commands;
 mod config;
 mod crash;
