@@ -391,6 +391,18 @@ mod tests {
     }
 
     #[test]
+    fn one_node_judges_the_fleet_the_first_live_by_name() {
+        let live: BTreeSet<String> = ["b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        assert!(judges_fleet("b", &live));
+        assert!(!judges_fleet("c", &live));
+        assert!(!judges_fleet("d", &live));
+        // A node not (yet) among those seen, before them by name: it.
+        assert!(judges_fleet("a", &live));
+        // Before any round every node judges.
+        assert!(judges_fleet("z", &BTreeSet::new()));
+    }
+
+    #[test]
     fn a_failed_deploy_names_the_node_and_the_others_are_ok() {
         let current = BTreeMap::from([("site".to_string(), version(2, "bb"))]);
         let reports = BTreeMap::from([(
