@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::obtain::Staged;
 use super::outcome::{DeployFailure, DeployStep, Rollback, RunProblem};
-use crate::config::Config;
+use crate::config::NginxConfig;
 use crate::nginx;
 use crate::store::Store;
 
@@ -42,8 +42,10 @@ fn roll_back(store: &Store, s: &Staged<'_>) -> Rollback {
     }
 }
 
+/// Deploys `staged`: the only settings this phase reads are `[nginx]`
+/// and each certificate's own.
 pub(super) async fn deploy<'s, 'a>(
-    config: &Config,
+    settings: &NginxConfig,
     store: &Store,
     staged: &'s [Staged<'a>],
 ) -> Deployed<'s, 'a> {
@@ -71,7 +73,7 @@ pub(super) async fn deploy<'s, 'a>(
             )),
         }
     }
-    if active.is_empty() || !config.nginx.reload {
+    if active.is_empty() || !settings.reload {
         out.served = active;
         return out;
     }
@@ -94,17 +96,17 @@ pub(super) async fn deploy<'s, 'a>(
             })
             .collect()
     };
-    if let Err(e) = nginx::test(&config.nginx).await {
+    if let Err(e) = nginx::test(settings).await {
         out.failed
             .extend(shared_failure(DeployStep::Test, e, active));
         return out;
     }
-    if let Err(e) = nginx::reload(&config.nginx).await {
+    if let Err(e) = nginx::reload(settings).await {
         out.failed
             .extend(shared_failure(DeployStep::Reload, e, active));
         return out;
     }
-    let timeout = config.nginx.confirm_timeout.get();
+    let timeout = settings.confirm_timeout.get();
     let mut rolled_back = Vec::new();
     for s in active {
         if !s.cert.confirm {
@@ -142,7 +144,7 @@ pub(super) async fn deploy<'s, 'a>(
     }
     // nginx loaded the new files: load the previous ones again.
     if !rolled_back.is_empty() {
-        if let Err(error) = nginx::reload(&config.nginx).await {
+        if let Err(error) = nginx::reload(settings).await {
             out.problems.push(RunProblem::ReloadBack {
                 names: rolled_back,
                 error,

@@ -163,7 +163,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
             error,
         });
     }
-    let deployed = deploy::deploy(config, &store, &staged).await;
+    let deployed = deploy::deploy(&config.nginx, &store, &staged).await;
     for s in &deployed.served {
         states.served(s.cert.name(), s.version);
         out.renewed.push(Renewed {
