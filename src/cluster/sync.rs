@@ -317,11 +317,7 @@ async fn deploy(
             return all_err(e.to_string());
         }
     }
-    let hook_timeout = config
-        .hooks
-        .timeout
-        .map(|t| t.get())
-        .unwrap_or(hooks::DEFAULT_TIMEOUT);
+    let hook_timeout = config.hooks.time_limit();
     let mut out = Vec::new();
     for i in installed {
         let Some(c) = config.certificate(&i.name) else {

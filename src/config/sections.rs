@@ -273,6 +273,15 @@ pub struct Hooks {
     pub timeout: Option<HumanDuration>,
 }
 
+impl Hooks {
+    /// The time limit of one hook: `timeout`, else five minutes.
+    pub fn time_limit(&self) -> std::time::Duration {
+        self.timeout
+            .map(|t| t.get())
+            .unwrap_or(crate::hooks::DEFAULT_TIMEOUT)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateConfig {

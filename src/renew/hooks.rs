@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use super::outcome::{Outcome, RunProblem};
-use crate::config::{CertificateConfig, Config};
+use crate::config::{CertificateConfig, Hooks};
 use crate::hooks;
 use crate::store::Store;
 
-/// Runs the deploy hooks of `deployed`; returns their `live/` directories
-/// (for `RENEWED_LINEAGES`).
+/// Runs the deploy hooks of `deployed` (the global one of `[hooks]`, then
+/// the certificate's own); returns their `live/` directories (for
+/// `RENEWED_LINEAGES`).
 pub(super) async fn deploy_hooks(
-    config: &Config,
+    global: &Hooks,
     store: &Store,
     deployed: &[&CertificateConfig],
     timeout: Duration,
@@ -25,7 +26,7 @@ pub(super) async fn deploy_hooks(
             ("RENEWED_LINEAGE".to_string(), lineage),
             ("RENEWED_DOMAINS".to_string(), c.domain_names().join(" ")),
         ];
-        for cmd in config.hooks.deploy_hook.iter().chain(c.deploy_hook.iter()) {
+        for cmd in global.deploy_hook.iter().chain(c.deploy_hook.iter()) {
             if let Err(error) = hooks::run("deploy-hook", cmd, &env, timeout).await {
                 problems.push(RunProblem::DeployHook {
                     name: c.name().to_string(),
@@ -37,9 +38,10 @@ pub(super) async fn deploy_hooks(
     lineages
 }
 
-/// Runs the post hooks of the certificates `attempted`, then the global one.
+/// Runs the post hooks of the certificates `attempted`, then the global one
+/// of `[hooks]`. Every renewed certificate is among `attempted`.
 pub(super) async fn post_hooks(
-    config: &Config,
+    global: &Hooks,
     attempted: &[&CertificateConfig],
     out: &Outcome,
     timeout: Duration,
@@ -48,7 +50,7 @@ pub(super) async fn post_hooks(
     let renewed: Vec<String> = out
         .renewed
         .iter()
-        .filter_map(|r| config.certificate(&r.name))
+        .filter_map(|r| attempted.iter().find(|c| c.name() == r.name))
         .flat_map(|c| c.domain_names())
         .collect();
     let failed: Vec<String> = out.failed.iter().flat_map(|f| f.domains.clone()).collect();
@@ -61,7 +63,7 @@ pub(super) async fn post_hooks(
         .iter()
         .filter_map(|c| c.post_hook.as_ref())
         .collect();
-    cmds.extend(config.hooks.post_hook.iter());
+    cmds.extend(global.post_hook.iter());
     let mut problems = Vec::new();
     for cmd in cmds {
         if let Err(e) = hooks::run("post-hook", cmd, &env, timeout).await {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::outcome::{Failed, Failure, Renewed, RunProblem};
 use super::plan::Reason;
 use crate::acme::{AcmeClient, AcmeError};
-use crate::config::{CertificateConfig, Config};
+use crate::config::{CertificateConfig, Config, Hooks};
 use crate::hooks;
 use crate::issue::Issuer;
 use crate::store::{Current, Store};
@@ -111,13 +111,13 @@ impl Ca<'_> {
     }
 }
 
-/// Runs the global pre hook (once, before the first order).
+/// Runs the global pre hook of `[hooks]` (once, before the first order).
 pub(super) async fn pre_hook<'a>(
-    config: &Config,
+    global: &Hooks,
     orders: &[Order<'a>],
     timeout: std::time::Duration,
 ) -> Result<(), Obtained<'a>> {
-    let Some(cmd) = &config.hooks.pre_hook else {
+    let Some(cmd) = &global.pre_hook else {
         return Ok(());
     };
     if orders.is_empty() {

@@ -15,7 +15,6 @@ use super::plan::{self, Decision, Facts, Reason};
 use super::state::LineageStates;
 use crate::cert::{self, CertFacts};
 use crate::config::{CertificateConfig, Config};
-use crate::hooks;
 use crate::store::lock::{self, LockError, StoreLock};
 use crate::store::{Current, Store, StoreError};
 
@@ -123,11 +122,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
                 }
                 (o, s)
             });
-    let hook_timeout = config
-        .hooks
-        .timeout
-        .map(|t| t.get())
-        .unwrap_or(hooks::DEFAULT_TIMEOUT);
+    let hook_timeout = config.hooks.time_limit();
 
     // Obtain. The CA is contacted (and an account registered) only once a
     // certificate's self-check passed: a broken webroot is reported at once,
@@ -135,7 +130,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
     let got = if orders.is_empty() {
         obtain::Obtained::default()
     } else {
-        match obtain::pre_hook(config, &orders, hook_timeout).await {
+        match obtain::pre_hook(&config.hooks, &orders, hook_timeout).await {
             Err(cancelled) => cancelled,
             Ok(()) => {
                 obtain::obtain_all(config, &mut ca, &store, orders, opts.dry_run, hook_timeout)
@@ -205,11 +200,23 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
         } else {
             deployed.served.iter().map(|s| s.cert).collect()
         };
-        renewed_lineages =
-            run_hooks::deploy_hooks(config, &store, &targets, hook_timeout, &mut out.problems)
-                .await;
+        renewed_lineages = run_hooks::deploy_hooks(
+            &config.hooks,
+            &store,
+            &targets,
+            hook_timeout,
+            &mut out.problems,
+        )
+        .await;
     }
-    let p = run_hooks::post_hooks(config, &attempted, &out, hook_timeout, &renewed_lineages).await;
+    let p = run_hooks::post_hooks(
+        &config.hooks,
+        &attempted,
+        &out,
+        hook_timeout,
+        &renewed_lineages,
+    )
+    .await;
     out.problems.extend(p);
     finish(&store, opts.dry_run, now, ari_state, states, &ca, &mut out);
     Ok(out)
