@@ -1,8 +1,10 @@
 //! Documented behaviours of operation that no other area showed, each a
 //! row of docs/claims.md: one TLS stack in the dependency tree (cargo's own
 //! resolver decides), `renew` refusing in cluster mode, the default config
-//! path, the log formats and `CERTKEEP_LOG_FORMAT`, the systemd watchdog and
-//! the daemon's `shutdown_timeout`.
+//! path, the log formats and `CERTKEEP_LOG_FORMAT`, the systemd watchdog,
+//! the daemon's `shutdown_timeout`, per-certificate hooks, `order_timeout`,
+//! `ari_concurrency` and ARI `replaces` (the last three through the fault
+//! proxy in front of Pebble).
 
 use crate::common;
 
@@ -677,4 +679,167 @@ fn order_timeout_ends_the_wait_for_a_ca_that_never_validates() {
     assert_exit(&out, 0);
     assert!(bed.store.join("live/slow/fullchain.pem").exists());
     eprintln!("issue gave up {took:?} after it started, with order_timeout = 3s");
+}
+
+/// N5: `[renewal] ari_concurrency` look-ups run at the same time. Each ARI
+/// request is held 1.5 s by the fault proxy: with `ari_concurrency = 1`
+/// the four look-ups of four certificates arrive one answer apart; with 4,
+/// all four arrive before the first could have been answered, which only
+/// concurrent requests can do.
+#[test]
+fn ari_look_ups_run_ari_concurrency_at_a_time() {
+    let Some(bed) = common::Bed::start(common::PebbleOptions {
+        nonce_reject: 0,
+        authz_reuse: 0,
+        eab: None,
+    }) else {
+        return;
+    };
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    let names = ["n1", "n2", "n3", "n4"];
+    let write = |concurrency: usize| {
+        let head = bed
+            .base_config()
+            .replace(&bed.pebble.directory, &proxy.directory)
+            .replace(
+                &bed.pebble.api_ca.display().to_string(),
+                &proxy.ca_bundle.display().to_string(),
+            )
+            .replace(
+                "[renewal]\n",
+                &format!("[renewal]\nari_concurrency = {concurrency}\n"),
+            );
+        let certs: String = names
+            .iter()
+            .map(|n| bed.cert_block(n, &[&format!("{n}.test")], "confirm = false"))
+            .collect();
+        std::fs::write(&bed.config, format!("{head}{certs}")).unwrap();
+    };
+    write(8);
+    assert_exit(&bed.certkeep(&["issue", "--all"]), 0);
+
+    const HOLD: Duration = Duration::from_millis(1500);
+    proxy.delay(Some(("renewalInfo", HOLD)));
+    let mut arrivals = Vec::new();
+    for concurrency in [1, 4] {
+        write(concurrency);
+        // No stored windows: every certificate is looked up.
+        let _ = std::fs::remove_file(bed.store.join("state").join("ari.json"));
+        let before = proxy.log().len();
+        let out = bed.certkeep(&["renew"]);
+        assert_exit(&out, 0);
+        let log = proxy.log();
+        let ari: Vec<Instant> = log[before..]
+            .iter()
+            .filter(|s| s.path.contains("renewalInfo"))
+            .map(|s| s.at)
+            .collect();
+        let paths: Vec<&str> = log[before..].iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(ari.len(), 4, "ari_concurrency = {concurrency}: {paths:?}");
+        arrivals.push(ari);
+    }
+    // One at a time: each look-up is sent after the one before was answered.
+    for w in arrivals[0].windows(2) {
+        assert!(
+            w[1] - w[0] >= HOLD,
+            "ari_concurrency = 1: {:?}",
+            arrivals[0]
+        );
+    }
+    // Four at a time: all four sent while the first was still held.
+    let spread = arrivals[1][3] - arrivals[1][0];
+    assert!(spread < HOLD, "ari_concurrency = 4: spread {spread:?}");
+}
+
+/// `openssl x509 <args>` on a PEM file; stdout.
+fn openssl_x509(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .arg("x509")
+        .arg("-in")
+        .arg(file)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl x509 {args:?}: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    let hex: String = hex.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let hex = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex
+    };
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// N8: a renewal's order carries ARI `replaces` naming the certificate it
+/// replaces: base64url of its authority key identifier, a dot, base64url of
+/// its serial's DER content octets (RFC 9773), here computed from what
+/// openssl prints for the certificate that was live before the renewal.
+#[test]
+fn a_renewal_order_names_the_certificate_it_replaces() {
+    use base64::Engine;
+    let Some(bed) = common::Bed::start(common::PebbleOptions {
+        nonce_reject: 0,
+        authz_reuse: 0,
+        eab: None,
+    }) else {
+        return;
+    };
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    let head = bed
+        .base_config()
+        .replace(&bed.pebble.directory, &proxy.directory)
+        .replace(
+            &bed.pebble.api_ca.display().to_string(),
+            &proxy.ca_bundle.display().to_string(),
+        );
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{head}{}",
+            bed.cert_block("rp", &["rp.test"], "confirm = false")
+        ),
+    )
+    .unwrap();
+    assert_exit(&bed.certkeep(&["issue", "rp"]), 0);
+    let old = bed.dir.path().join("old.pem");
+    std::fs::copy(bed.store.join("live/rp/cert.pem"), &old).unwrap();
+    let issued = proxy.orders();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(
+        issued[0].replaces_id, None,
+        "a first order replaces nothing"
+    );
+
+    assert_exit(&bed.certkeep(&["renew", "--force"]), 0);
+    let orders = proxy.orders();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+
+    let serial = openssl_x509(&old, &["-noout", "-serial"]);
+    let mut serial = hex_bytes(serial.trim().trim_start_matches("serial="));
+    if serial[0] & 0x80 != 0 {
+        serial.insert(0, 0);
+    }
+    let aki = openssl_x509(&old, &["-noout", "-ext", "authorityKeyIdentifier"]);
+    let aki_line = aki
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains(':') && !l.starts_with("X509v3"))
+        .unwrap_or_else(|| panic!("no key id in {aki:?}"));
+    let aki = hex_bytes(aki_line.trim_start_matches("keyid:"));
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let want = format!("{}.{}", b64(&aki), b64(&serial));
+    assert_eq!(orders[1].replaces_id.as_deref(), Some(want.as_str()));
+    assert_eq!(orders[1].status, 201, "the CA took it");
 }

@@ -51,6 +51,8 @@ pub struct NewOrderSeen {
     pub profile: Option<String>,
     /// Whether the client sent `replaces` (ARI).
     pub replaces: bool,
+    /// The `replaces` value (the ARI certificate identifier), if sent.
+    pub replaces_id: Option<String>,
     /// The identifiers' values.
     pub identifiers: Vec<String>,
     /// Status the client got.
@@ -77,6 +79,9 @@ struct State {
     only: Option<String>,
     /// Orders read back as `"status": "pending"` whatever Pebble says.
     orders_pending: bool,
+    /// Requests whose path contains the text are held this long before
+    /// they are forwarded.
+    delay: Option<(String, Duration)>,
     log: Vec<Seen>,
 }
 
@@ -188,6 +193,7 @@ impl FaultProxy {
             orders: Vec::new(),
             only: None,
             orders_pending: false,
+            delay: None,
             log: Vec::new(),
         }));
         let ctx = Arc::new(Ctx {
@@ -261,6 +267,13 @@ impl FaultProxy {
     /// validating: the client waits until its `order_timeout`.
     pub fn hold_orders_pending(&self, on: bool) {
         self.state.lock().unwrap().orders_pending = on;
+    }
+
+    /// Holds every request whose path contains `only` for `by` before
+    /// forwarding it (each connection on its own, so concurrent requests
+    /// overlap); `None` ends it.
+    pub fn delay(&self, only: Option<(&str, Duration)>) {
+        self.state.lock().unwrap().delay = only.map(|(p, d)| (p.to_string(), d));
     }
 
     /// Every new-order request seen so far.
@@ -384,6 +397,7 @@ fn read_new_order(body: &[u8]) -> Option<NewOrderSeen> {
     Some(NewOrderSeen {
         profile: p["profile"].as_str().map(str::to_string),
         replaces: p.get("replaces").is_some(),
+        replaces_id: p["replaces"].as_str().map(str::to_string),
         identifiers: p["identifiers"]
             .as_array()
             .map(|a| {
@@ -480,6 +494,16 @@ where
             }
             Action::Answer(status, h, b) => (status, h, b),
             Action::Forward => {
+                let hold = ctx
+                    .state
+                    .lock()
+                    .unwrap()
+                    .delay
+                    .clone()
+                    .filter(|(only, _)| path.contains(only.as_str()));
+                if let Some((_, by)) = hold {
+                    tokio::time::sleep(by).await;
+                }
                 let method_v = reqwest::Method::from_bytes(method.as_bytes())
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let mut req = ctx
