@@ -17,9 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO:-/tmp/certkeep-demo-cluster}
 export TB=$DEMO/testbed
-# Ports: etcd clients 23790-23792, peers 23800-23802; node HTTP 5201-5203,
-# node TLS 8601-8603; the balancer is the test bed's HTTP port.
-ETCD_CLIENT=23790; ETCD_PEER=23800; NODE_HTTP=5201; NODE_TLS=8601
+# Ports (each the first of three): etcd clients ETCD_CLIENT (23790), peers
+# ETCD_PEER (23800); node HTTP NODE_HTTP (5201), node TLS NODE_TLS (8601);
+# the balancer is the test bed's HTTP port (see scripts/testbed.sh).
+ETCD_CLIENT=${ETCD_CLIENT:-23790}; ETCD_PEER=${ETCD_PEER:-23800}
+NODE_HTTP=${NODE_HTTP:-5201}; NODE_TLS=${NODE_TLS:-8601}
 NODES=(a b c)
 PREFIX=/certkeep/demo
 

@@ -6,8 +6,13 @@
 #
 #   scripts/demo.sh          run the demo (leaves the servers running)
 #   scripts/demo.sh stop     stop the demo's servers
+#   CK=target/debug/certkeep scripts/demo.sh --stop
+#                            use a built binary, stop the servers at the end
+#                            (how scripts/test.sh runs it in CI)
 #
-# Everything lives in $DEMO (default /tmp/certkeep-demo).
+# Everything lives in $DEMO (default /tmp/certkeep-demo). Ports: TLS_PORT
+# (default 8543) and the test bed's (see scripts/testbed.sh). Exits non-zero
+# when a step fails or nginx does not serve the store's live serial.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO:-/tmp/certkeep-demo}
@@ -15,15 +20,23 @@ TLS_PORT=${TLS_PORT:-8543}
 export TB=$DEMO/testbed
 
 if [ "${1:-}" = stop ]; then scripts/testbed.sh down; echo "demo stopped"; exit 0; fi
+STOP_AT_END=0
+if [ "${1:-}" = --stop ]; then
+  STOP_AT_END=1
+  trap 'scripts/testbed.sh down >/dev/null 2>&1 || true' EXIT
+fi
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Installing system packages (nginx, pebble >= 2.5, ...) if missing"
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh; else echo "(not root: assuming they are installed)"; fi
 
-step "Building certkeep (release)"
-cargo build --release --quiet
-CK=$PWD/target/release/certkeep
+# CK=path/to/certkeep skips the build.
+if [ -z "${CK:-}" ]; then
+  step "Building certkeep (release)"
+  cargo build --release --quiet
+  CK=$PWD/target/release/certkeep
+fi
 
 step "Starting Pebble (ACME CA), its DNS and nginx on loopback"
 scripts/testbed.sh down
@@ -81,11 +94,18 @@ server {
 NGX
 nginx -t -q "${NGX[@]}" && nginx -s reload "${NGX[@]}"
 sleep 0.5
-served=$(openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername demo.test -CAfile "$ISSUER_ROOT" </dev/null 2>/dev/null \
-  | openssl x509 -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
-stored=$($CK --config "$DEMO/certkeep.toml" certificates --json | sed -n 's/.*"serial": "\(.*\)".*/\1/p' | sed 's/^0*//')
+# The serial nginx serves, read by openssl, against the store's live one.
+served_serial() {
+  openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername demo.test -CAfile "$ISSUER_ROOT" </dev/null 2>/dev/null \
+    | openssl x509 -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//'
+}
+stored_serial() {
+  $CK --config "$DEMO/certkeep.toml" certificates --json | sed -n 's/.*"serial": "\(.*\)".*/\1/p' | sed 's/^0*//'
+}
+served=$(served_serial); stored=$(stored_serial)
 echo "nginx serves serial $served; the store's live serial is $stored"
 [ -n "$served" ] && [ "$served" = "$stored" ] || { echo "MISMATCH"; exit 1; }
+first=$served
 
 step "certkeep renew (nothing due: the CA's ARI window is years away)"
 $CK --config "$DEMO/certkeep.toml" renew
@@ -95,12 +115,17 @@ $CK --config "$DEMO/certkeep.toml" renew --dry-run
 
 step "certkeep renew --force (new version, nginx -t, one reload, confirmed over TLS)"
 $CK --config "$DEMO/certkeep.toml" renew --force
+served=$(served_serial); stored=$(stored_serial)
+echo "nginx now serves serial $served; the store's live serial is $stored (was $first)"
+[ -n "$served" ] && [ "$served" = "$stored" ] && [ "$served" != "$first" ] || { echo "MISMATCH after renew --force"; exit 1; }
 
 step "certkeep certificates"
 $CK --config "$DEMO/certkeep.toml" certificates
 
 step "certkeep probe: what clients see (protocols, chain, HSTS, port 80, served vs stored)"
 $CK --config "$DEMO/certkeep.toml" probe -d
+
+if [ "$STOP_AT_END" = 1 ]; then echo; echo "demo passed; stopping its servers"; exit 0; fi
 
 cat <<EOF
 

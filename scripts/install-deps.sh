@@ -6,7 +6,8 @@
 #   openssl and curl (independent checks), python3 (its email package parses
 #   alert mails as an independent MIME parser), python3-aiosmtpd (a strict
 #   third-party SMTP server the alert mails are delivered to), systemd (systemd-analyze verify),
-#   hyperfine and time (benchmarks), etcd-server and etcd-client (etcdctl) for
+#   hyperfine, time and valgrind (benchmarks; valgrind's callgrind counts
+#   instructions for scripts/bench-callgrind.sh), etcd-server and etcd-client (etcdctl) for
 #   cluster mode's tests, protobuf-compiler and libprotobuf-dev (the etcd
 #   client crate's build runs protoc on etcd's .proto files, which import
 #   Google's well-known protos), prometheus (promtool: checks /metrics and
@@ -17,7 +18,7 @@
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(nginx-light sslscan certbot lego curl openssl python3 python3-aiosmtpd systemd hyperfine time bc ca-certificates
+pkgs=(nginx-light sslscan certbot lego curl openssl python3 python3-aiosmtpd systemd hyperfine time valgrind bc ca-certificates
   etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager chromium
   lintian man-db)
 missing=()

@@ -48,6 +48,21 @@ python3 scripts/check-docs.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked --quiet
 scripts/verify-units.sh "$PWD/target/debug/certkeep"
+# The README's demo, end to end with the debug build (about 10 s): issue,
+# serve on nginx, renew, renew --force, probe; it fails unless openssl reads
+# the store's live serial from nginx before and after the forced renewal.
+# Its files and servers live under the tests' TMPDIR (checked for leftovers
+# below); its own ports, so a demo left running elsewhere does not clash.
+demo_log=$test_tmp/demo.log
+if DEMO=$test_tmp/demo TLS_PORT=18543 ACME_PORT=18100 MGMT_PORT=18101 DNS_PORT=18153 HTTP_PORT=18102 \
+    CK=$PWD/target/debug/certkeep scripts/demo.sh --stop >"$demo_log" 2>&1 &&
+    grep -q '^nginx now serves serial [0-9a-f]' "$demo_log"; then
+    echo "demo: $(grep '^nginx now serves serial' "$demo_log")"
+else
+    cat "$demo_log"
+    echo "FAIL: scripts/demo.sh"
+    exit 1
+fi
 # `--all-targets` leaves out doctests: run them on their own.
 cargo test --doc --locked
 # The fuzz crate (its own workspace and lock file) must keep building; its
