@@ -1,5 +1,7 @@
 //! `[daemon]`: schedules and the metrics endpoint of `certkeep run`.
 
+use std::num::NonZeroUsize;
+
 use serde::Deserialize;
 
 use super::types::HumanDuration;
@@ -25,6 +27,23 @@ pub struct DaemonConfig {
     /// How long SIGTERM waits for a running job before aborting it.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: HumanDuration,
+    /// Connections the metrics listener serves at once; more wait (in the
+    /// kernel's accept queue) until one closes.
+    #[serde(default = "default_http_max_connections")]
+    pub http_max_connections: NonZeroUsize,
+    /// How long a client of the metrics listener may take to send a request's
+    /// headers (also the idle time allowed between requests).
+    #[serde(
+        default = "default_http_header_timeout",
+        deserialize_with = "nonzero_duration"
+    )]
+    pub http_header_timeout: HumanDuration,
+    /// How long one connection to the metrics listener may stay open at most.
+    #[serde(
+        default = "default_http_connection_timeout",
+        deserialize_with = "nonzero_duration"
+    )]
+    pub http_connection_timeout: HumanDuration,
 }
 
 impl Default for DaemonConfig {
@@ -36,8 +55,31 @@ impl Default for DaemonConfig {
             renew_at_start: true,
             metrics_listen: None,
             shutdown_timeout: default_shutdown_timeout(),
+            http_max_connections: default_http_max_connections(),
+            http_header_timeout: default_http_header_timeout(),
+            http_connection_timeout: default_http_connection_timeout(),
         }
     }
+}
+
+fn nonzero_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    let v = HumanDuration::deserialize(d)?;
+    if v.get().is_zero() {
+        return Err(serde::de::Error::custom(
+            "must be longer than zero (for example \"10s\")",
+        ));
+    }
+    Ok(v)
+}
+
+fn default_http_max_connections() -> NonZeroUsize {
+    NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_http_header_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_http_connection_timeout() -> HumanDuration {
+    HumanDuration::from_secs(60)
 }
 
 fn yes() -> bool {
@@ -70,5 +112,24 @@ mod tests {
         assert_eq!(d.renew_schedule.to_string(), "0 0,12 * * *");
         assert_eq!(d.probe_schedule.to_string(), "*/15 * * * *");
         assert!(d.metrics_listen.is_none());
+        assert_eq!(d.http_max_connections.get(), 64);
+        assert_eq!(d.http_header_timeout.get().as_secs(), 10);
+        assert_eq!(d.http_connection_timeout.get().as_secs(), 60);
+    }
+
+    #[test]
+    fn listener_limits_parse_and_zero_is_refused() {
+        let d: super::DaemonConfig = toml::from_str(
+            "http_max_connections = 3\nhttp_header_timeout = \"2s\"\nhttp_connection_timeout = \"5m\"\n",
+        )
+        .unwrap();
+        assert_eq!(d.http_max_connections.get(), 3);
+        assert_eq!(d.http_header_timeout.get().as_secs(), 2);
+        assert_eq!(d.http_connection_timeout.get().as_secs(), 300);
+        let e = toml::from_str::<super::DaemonConfig>("http_header_timeout = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than zero"), "{e}");
+        assert!(toml::from_str::<super::DaemonConfig>("http_max_connections = 0\n").is_err());
     }
 }

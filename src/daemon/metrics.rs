@@ -1,13 +1,16 @@
-//! Prometheus metrics of the daemon: rendering (pure) and a minimal HTTP
-//! endpoint. Names follow blackbox_exporter's `probe_ssl_*` style.
+//! Prometheus metrics of the daemon: what the jobs record, and its
+//! exposition through the `prometheus-client` crate (served by
+//! [`super::http`]). Names follow blackbox_exporter's `probe_ssl_*` style.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// What the daemon knows, updated after each job.
 #[derive(Debug, Default, Clone)]
@@ -48,41 +51,27 @@ pub(crate) struct Series {
 
 pub(crate) type Shared = Arc<Mutex<Metrics>>;
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+type Samples = Vec<Sample>;
+
+/// One gauge family to expose: name, help and samples.
+type Family<'a> = (&'a str, &'a str, Cow<'a, [Sample]>);
+
+type Sample = (Vec<(String, String)>, f64);
+
+fn family<'a>(
+    out: &mut Vec<Family<'a>>,
+    name: &'a str,
+    help: &'a str,
+    samples: impl Into<Cow<'a, [Sample]>>,
+) {
+    out.push((name, help, samples.into()));
 }
 
-fn labels(l: &[(String, String)]) -> String {
-    if l.is_empty() {
-        return String::new();
-    }
-    let inner: Vec<String> = l
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    format!("{{{}}}", inner.join(","))
-}
-
-fn family(out: &mut String, name: &str, help: &str, samples: &[(Vec<(String, String)>, f64)]) {
-    if samples.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
-    for (l, v) in samples {
-        let _ = writeln!(out, "{name}{} {v}", labels(l));
-    }
-}
-
-type Samples = Vec<(Vec<(String, String)>, f64)>;
-
-/// The Prometheus text exposition of `m`. Every time is an absolute Unix
-/// time in seconds and every duration is in seconds: time left is computed
-/// in PromQL (`certkeep_certificate_not_after_timestamp_seconds - time()`).
-pub(crate) fn render(m: &Metrics) -> String {
-    let mut out = String::new();
+/// Every gauge family of `m`, in order (pure). Every time is an absolute
+/// Unix time in seconds and every duration is in seconds: time left is
+/// computed in PromQL (`certkeep_certificate_not_after_timestamp_seconds - time()`).
+fn families(m: &Metrics) -> Vec<Family<'_>> {
+    let mut out = Vec::new();
     let name = |n: &str| vec![("name".to_string(), n.to_string())];
     let which = |n: &str, c: &CertificateMetric| {
         vec![
@@ -100,7 +89,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_certificate_not_after_timestamp_seconds",
         "Expiry (notAfter) of the live certificate of each lineage, Unix time.",
-        &certs
+        certs
             .iter()
             .map(|(n, c)| (which(n, c), c.not_after as f64))
             .collect::<Samples>(),
@@ -109,7 +98,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_certificate_not_before_timestamp_seconds",
         "Start of validity (notBefore) of the live certificate of each lineage, Unix time.",
-        &certs
+        certs
             .iter()
             .map(|(n, c)| (which(n, c), c.not_before as f64))
             .collect::<Samples>(),
@@ -118,7 +107,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_certificate_lifetime_seconds",
         "Total lifetime (notAfter - notBefore) of the live certificate of each lineage.",
-        &certs
+        certs
             .iter()
             .map(|(n, c)| (name(n), (c.not_after - c.not_before) as f64))
             .collect::<Samples>(),
@@ -128,7 +117,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_renewal_last_success",
         "1 if the last renewal attempt of the lineage succeeded, 0 if it failed (absent before the first attempt).",
-        &all.iter()
+        all.iter()
             .filter_map(|(n, c)| {
                 c.last_renewal_ok
                     .map(|ok| (name(n), if ok { 1.0 } else { 0.0 }))
@@ -139,7 +128,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_renewal_last_success_timestamp_seconds",
         "When a renewal of the lineage last succeeded, Unix time.",
-        &all.iter()
+        all.iter()
             .filter_map(|(n, c)| c.last_success_at.map(|t| (name(n), t as f64)))
             .collect::<Samples>(),
     );
@@ -147,7 +136,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_renewal_last_failure_timestamp_seconds",
         "When a renewal of the lineage last failed, Unix time.",
-        &all.iter()
+        all.iter()
             .filter_map(|(n, c)| c.last_failure_at.map(|t| (name(n), t as f64)))
             .collect::<Samples>(),
     );
@@ -156,7 +145,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_last_run_timestamp_seconds",
         "When each job (renew, probe) last ran, Unix time.",
-        &m.last_run
+        m.last_run
             .iter()
             .map(|(j, (t, _))| (job(j), *t as f64))
             .collect::<Samples>(),
@@ -165,7 +154,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_last_run_success",
         "1 if the last run of each job succeeded.",
-        &m.last_run
+        m.last_run
             .iter()
             .map(|(j, (_, ok))| (job(j), if *ok { 1.0 } else { 0.0 }))
             .collect::<Samples>(),
@@ -174,7 +163,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_last_success_timestamp_seconds",
         "When each job last succeeded, Unix time.",
-        &m.last_success
+        m.last_success
             .iter()
             .map(|(j, t)| (job(j), *t as f64))
             .collect::<Samples>(),
@@ -183,7 +172,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_alert_queue_depth",
         "Alert deliveries queued (not yet delivered) per channel.",
-        &m.alert_queue
+        m.alert_queue
             .iter()
             .map(|(c, n)| (vec![("channel".to_string(), c.clone())], *n as f64))
             .collect::<Samples>(),
@@ -192,93 +181,87 @@ pub(crate) fn render(m: &Metrics) -> String {
         &mut out,
         "certkeep_alerts_open",
         "Alerts open (notified and not resolved).",
-        &m.alerts_open
+        m.alerts_open
             .map(|n| vec![(Vec::new(), n as f64)])
             .unwrap_or_default(),
     );
     for (n, s) in &m.series {
-        family(&mut out, n, &s.help, &s.samples);
+        family(&mut out, n, &s.help, s.samples.as_slice());
     }
     out
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, metrics: Shared) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut len = 0;
-            let read = async {
-                while len < buf.len() {
-                    let n = sock.read(&mut buf[len..]).await.ok()?;
-                    if n == 0 {
-                        return None;
-                    }
-                    len += n;
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        return Some(());
-                    }
-                }
-                None
-            };
-            if tokio::time::timeout(Duration::from_secs(5), read)
-                .await
-                .ok()
-                .flatten()
-                .is_none()
-            {
-                return;
+/// The media type of [`Exposition::render`]'s output.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The daemon's metrics as a `prometheus-client` collector: read from the
+/// shared state on each scrape, so the jobs only ever update [`Metrics`].
+#[derive(Debug)]
+pub(crate) struct Exposition {
+    registry: Registry,
+    shared: Shared,
+}
+
+#[derive(Debug)]
+struct Collect(Shared);
+
+impl Collector for Collect {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, help, samples) in families(&m) {
+            if samples.is_empty() {
+                continue;
             }
-            let head = String::from_utf8_lossy(&buf[..len]);
-            let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, body, ctype) = if head.starts_with("GET ")
-                && (path == "/metrics" || path.starts_with("/metrics?"))
-            {
-                let body = match metrics.lock() {
-                    Ok(m) => render(&m),
-                    Err(_) => String::new(),
-                };
-                ("200 OK", body, "text/plain; version=0.0.4; charset=utf-8")
-            } else if head.starts_with("GET ") && (path == "/" || path == "/status.json") {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                let snapshot = metrics.lock().map(|m| m.clone()).unwrap_or_default();
-                if path == "/" {
-                    (
-                        "200 OK",
-                        super::status::html(&snapshot, now),
-                        "text/html; charset=utf-8",
-                    )
+            // Whole numbers (times, counts, verdicts) print as integers.
+            let whole = samples
+                .iter()
+                .all(|(_, v)| v.fract() == 0.0 && v.abs() < 9.0e15);
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (labels, v) in samples.iter() {
+                let sample = family.encode_family(labels)?;
+                if whole {
+                    ConstGauge::new(*v as i64).encode(sample)?;
                 } else {
-                    (
-                        "200 OK",
-                        super::status::json(&snapshot, now).to_string(),
-                        "application/json",
-                    )
+                    ConstGauge::new(*v).encode(sample)?;
                 }
-            } else {
-                (
-                    "404 Not Found",
-                    "try /, /status.json or /metrics\n".to_string(),
-                    "text/plain",
-                )
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exposition {
+    pub(crate) fn new(shared: Shared) -> Exposition {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Collect(shared.clone())));
+        Exposition { registry, shared }
+    }
+
+    /// The OpenMetrics text exposition of the current state.
+    pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// A copy of the current state (for the status page).
+    pub(crate) fn snapshot(&self) -> Metrics {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render(m: &Metrics) -> String {
+        Exposition::new(Arc::new(Mutex::new(m.clone())))
+            .render()
+            .unwrap()
+    }
 
     #[test]
     fn renders_certificates_runs_alerts_and_series() {
@@ -319,14 +302,37 @@ mod tests {
             "certkeep_alerts_open 3\n",
             "certkeep_probe_success{target=\"a\\\"b\"} 1\n",
             "# TYPE certkeep_certificate_not_after_timestamp_seconds gauge\n",
+            "# HELP certkeep_alerts_open Alerts open (notified and not resolved).\n",
         ] {
             assert!(text.contains(want), "{want} not in\n{text}");
         }
         assert!(!text.contains("days"), "{text}");
+        assert!(text.ends_with("\n# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn fractions_stay_fractions() {
+        let mut m = Metrics::default();
+        m.series.insert(
+            "certkeep_probe_duration_seconds".into(),
+            Series {
+                help: "How long.".into(),
+                samples: vec![
+                    (vec![("target".into(), "a".into())], 0.25),
+                    (vec![("target".into(), "b".into())], 2.0),
+                ],
+            },
+        );
+        let text = render(&m);
+        assert!(
+            text.contains("certkeep_probe_duration_seconds{target=\"a\"} 0.25\n")
+                && text.contains("certkeep_probe_duration_seconds{target=\"b\"} 2.0\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn empty_families_are_left_out() {
-        assert_eq!(render(&Metrics::default()), "");
+        assert_eq!(render(&Metrics::default()), "# EOF\n");
     }
 }

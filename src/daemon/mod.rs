@@ -3,6 +3,7 @@
 //! configuration on SIGHUP and stops cleanly on SIGTERM/SIGINT.
 
 pub(crate) mod config;
+pub(crate) mod http;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod probe_metrics;
@@ -233,9 +234,11 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
-                Some(AbortOnDrop(tokio::spawn(metrics::serve(
+                Some(AbortOnDrop(tokio::spawn(http::serve(
                     l,
                     metrics.clone(),
+                    http::Limits::from_config(&config.daemon),
+                    crate::shutdown::global().clone(),
                 ))))
             }
             Err(e) => {

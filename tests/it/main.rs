@@ -17,6 +17,7 @@ mod commands;
 mod config;
 mod crash;
 mod daemon;
+mod daemon_http;
 mod daemon_jobs;
 mod deploy;
 mod faults;
