@@ -40,31 +40,23 @@ pub(crate) struct Issuer<'a> {
     pub store: &'a Store,
 }
 
-/// How the self-check reaches nginx, or None when it is off.
-pub(crate) fn self_check_settings(config: &Config) -> Result<Option<SelfCheck>, IssueError> {
-    let h = &config.http01;
-    if !h.self_check {
-        return Ok(None);
-    }
-    Ok(Some(SelfCheck {
-        port: h.self_check_port,
-        connect: h.self_check_connect,
-        ca_bundle: config.acme.ca_bundle.clone(),
-    }))
-}
-
-/// Runs the self-check for every domain of `c`. Callers run it before
-/// connecting to the CA: a local problem is reported at once, without
-/// registering an account or waiting out retries against a CA that is down.
-pub(crate) async fn preflight(config: &Config, c: &CertificateConfig) -> Result<(), IssueError> {
-    let Some(how) = self_check_settings(config)? else {
+/// Runs the self-check for every domain of `c`, reaching nginx as `how`
+/// says ([`crate::config::Settings::self_check`]; None: the self-check is
+/// off). Callers run it before connecting to the CA: a local problem is
+/// reported at once, without registering an account or waiting out retries
+/// against a CA that is down.
+pub(crate) async fn preflight(
+    how: Option<&SelfCheck>,
+    c: &CertificateConfig,
+) -> Result<(), IssueError> {
+    let Some(how) = how else {
         return Ok(());
     };
     for d in &c.domains {
         let root = c
             .webroot_for(d.as_str())
             .unwrap_or_else(|| std::path::Path::new("."));
-        webroot::self_check(d.as_str(), root, &how).await?;
+        webroot::self_check(d.as_str(), root, how).await?;
         tracing::debug!(domain = %d, "self-check passed");
     }
     Ok(())

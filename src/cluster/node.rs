@@ -564,7 +564,7 @@ async fn prepare(
             .map_err(|e| e.to_string())?;
         files.insert(token.to_string(), Some(f));
     }
-    if let Some(how) = crate::issue::self_check_settings(config).map_err(|e| e.to_string())? {
+    if let Some(how) = config.self_check() {
         crate::webroot::self_check(&ch.domain, webroot, &how)
             .await
             .map_err(|e| e.to_string())?;

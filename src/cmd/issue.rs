@@ -52,7 +52,7 @@ pub(super) async fn run(config: &Config, names: &[String], all: bool) -> u8 {
     let mut failed = 0;
     let mut checked = Vec::new();
     for c in selected {
-        match crate::issue::preflight(config, c).await {
+        match crate::issue::preflight(config.self_check().as_ref(), c).await {
             Ok(()) => checked.push(c),
             Err(e) => {
                 failed += 1;

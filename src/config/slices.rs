@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::alert::AlertConfig;
 use super::Settings;
+use crate::webroot::SelfCheck;
 
 /// Alert delivery: the channels and routes, the store whose `state/` holds
 /// the alert state, and how long to wait for another process holding it.
@@ -27,5 +28,19 @@ impl Settings {
             store: &self.store,
             lock_wait: self.renewal.lock_wait.get(),
         }
+    }
+}
+
+impl Settings {
+    /// The slice the HTTP-01 self-check takes: how it reaches nginx
+    /// (`[http01]`) and the CA bundle an HTTPS redirect is verified with
+    /// (`[acme] ca_bundle`); None when `[http01] self_check = false`.
+    pub fn self_check(&self) -> Option<SelfCheck> {
+        let h = &self.http01;
+        h.self_check.then(|| SelfCheck {
+            port: h.self_check_port,
+            connect: h.self_check_connect,
+            ca_bundle: self.acme.ca_bundle.clone(),
+        })
     }
 }

@@ -170,7 +170,7 @@ pub(super) async fn obtain_all<'a>(
             _ => None,
         };
         tracing::info!(certificate = c.name(), %reason, "renewing");
-        if let Err(e) = crate::issue::preflight(config, c).await {
+        if let Err(e) = crate::issue::preflight(config.self_check().as_ref(), c).await {
             got.failed.push(failed(c, cur, Failure::Obtain(e)));
             continue;
         }
