@@ -3,8 +3,8 @@
 //! resolver decides), `renew` refusing in cluster mode, the default config
 //! path, the log formats and `CERTKEEP_LOG_FORMAT`, the systemd watchdog,
 //! the daemon's `shutdown_timeout`, per-certificate hooks, `order_timeout`,
-//! `ari_concurrency` and ARI `replaces` (the last three through the fault
-//! proxy in front of Pebble).
+//! `ari_concurrency`, ARI `replaces` and an ARI outage (the last four
+//! through the fault proxy in front of Pebble), and the timers' times.
 
 use crate::common;
 
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fault_proxy::FaultProxy;
+use common::fault_proxy::{Fault, FaultProxy};
 use common::{assert_exit, text};
 
 /// `cargo tree -i <package>` over the workspace with every kind of
@@ -842,4 +842,152 @@ fn a_renewal_order_names_the_certificate_it_replaces() {
     let want = format!("{}.{}", b64(&aki), b64(&serial));
     assert_eq!(orders[1].replaces_id.as_deref(), Some(want.as_str()));
     assert_eq!(orders[1].status, 201, "the CA took it");
+}
+
+/// N6: the CA's ARI answers fail (HTTP 500 for `renewalInfo` only): the run
+/// goes on and the lifetime rule decides. A certificate whose
+/// `renew_before` (10 years) makes it due by its lifetime is left alone
+/// while ARI answers (the window decides), and renewed once ARI fails; the
+/// one with the default threshold is not; both runs exit 0.
+#[test]
+fn an_ari_outage_leaves_the_decision_to_the_lifetime_rule() {
+    let Some(bed) = common::Bed::start(common::PebbleOptions {
+        nonce_reject: 0,
+        authz_reuse: 0,
+        eab: None,
+    }) else {
+        return;
+    };
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    let head = bed
+        .base_config()
+        .replace(&bed.pebble.directory, &proxy.directory)
+        .replace(
+            &bed.pebble.api_ca.display().to_string(),
+            &proxy.ca_bundle.display().to_string(),
+        );
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{head}{}{}",
+            bed.cert_block(
+                "early",
+                &["early.test"],
+                "confirm = false\nrenew_before = \"3650d\""
+            ),
+            bed.cert_block("fresh", &["fresh.test"], "confirm = false"),
+        ),
+    )
+    .unwrap();
+    assert_exit(&bed.certkeep(&["issue", "--all"]), 0);
+    let versions = || -> Vec<(String, i64)> {
+        let out = bed.certkeep(&["certificates", "--json"]);
+        assert_exit(&out, 0);
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let mut v: Vec<(String, i64)> = v
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["version"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let ari_answers = |from: usize| -> Vec<u16> {
+        proxy.log()[from..]
+            .iter()
+            .filter(|s| s.path.contains("renewalInfo"))
+            .map(|s| s.status)
+            .collect()
+    };
+
+    // ARI answers: its windows (in the future) decide; nothing is due.
+    let _ = std::fs::remove_file(bed.store.join("state").join("ari.json"));
+    let from = proxy.log().len();
+    let out = bed.certkeep(&["renew"]);
+    assert_exit(&out, 0);
+    assert_eq!(ari_answers(from), vec![200, 200], "{}", text(&out));
+    assert_eq!(versions(), vec![("early".into(), 1), ("fresh".into(), 1)]);
+
+    // ARI fails: the lifetime rule decides, the run goes on.
+    let _ = std::fs::remove_file(bed.store.join("state").join("ari.json"));
+    proxy.set_for(Fault::Status500(1000), Some("renewalInfo"));
+    let from = proxy.log().len();
+    let out = bed.certkeep(&["renew", "-v"]);
+    assert_exit(&out, 0);
+    assert_eq!(ari_answers(from), vec![500, 500], "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in ["early", "fresh"] {
+        assert!(
+            err.lines().any(
+                |l| l.contains("ARI look-up failed, using the lifetime threshold")
+                    && l.contains(name)
+            ),
+            "{name}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(versions(), vec![("early".into(), 2), ("fresh".into(), 1)]);
+}
+
+/// The next `n` times systemd computes for the `OnCalendar=` of a shipped
+/// timer unit (in UTC).
+fn timer_elapses(unit: &str, n: usize) -> Vec<chrono::NaiveDateTime> {
+    let unit_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("systemd")
+            .join(unit),
+    )
+    .unwrap();
+    let calendars: Vec<&str> = unit_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("OnCalendar="))
+        .collect();
+    assert_eq!(calendars.len(), 1, "{unit}: {calendars:?}");
+    let out = Command::new("systemd-analyze")
+        .args(["calendar", &format!("--iterations={n}"), calendars[0]])
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run systemd-analyze");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let times: Vec<chrono::NaiveDateTime> = stdout
+        .lines()
+        .filter(|l| l.contains("Next elapse:") || l.contains("Iter. #"))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words[words.len() - 3..words.len() - 1].join(" ");
+            chrono::NaiveDateTime::parse_from_str(&at, "%Y-%m-%d %H:%M:%S")
+                .unwrap_or_else(|e| panic!("{l:?}: {e}"))
+        })
+        .collect();
+    assert_eq!(times.len(), n, "{stdout}");
+    times
+}
+
+/// N1 and the README's timers: systemd itself computes the renew timer's
+/// times (twice a day, at 00:00 and 12:00 before the random delay) and the
+/// probe timer's (every 15 minutes).
+#[test]
+fn timers_run_renew_twice_a_day_and_probe_every_15_minutes() {
+    require!("systemd-analyze");
+    let renew = timer_elapses("certkeep-renew.timer", 6);
+    for t in &renew {
+        assert!(
+            t.format("%H:%M:%S").to_string() == "00:00:00"
+                || t.format("%H:%M:%S").to_string() == "12:00:00",
+            "{renew:?}"
+        );
+    }
+    for w in renew.windows(2) {
+        assert_eq!(w[1] - w[0], chrono::Duration::hours(12), "{renew:?}");
+    }
+    let probe = timer_elapses("certkeep-probe.timer", 8);
+    for w in probe.windows(2) {
+        assert_eq!(w[1] - w[0], chrono::Duration::minutes(15), "{probe:?}");
+    }
 }
