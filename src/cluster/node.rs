@@ -136,6 +136,11 @@ struct Reach {
     since: Option<OffsetDateTime>,
     alerted: bool,
     deferred: bool,
+    /// Checks that found etcd answering since the alert, and since when:
+    /// the alert resolves by the usual rules (`resolve_after_checks`,
+    /// `resolve_after`), one check per fleet round.
+    oks: u32,
+    ok_since: Option<OffsetDateTime>,
 }
 
 impl Reach {
@@ -149,6 +154,8 @@ impl Reach {
     async fn failed(&mut self, config: &Config, error: &str) {
         let now = OffsetDateTime::now_utc();
         let since = *self.since.get_or_insert(now);
+        self.oks = 0;
+        self.ok_since = None;
         let Some(cc) = &config.cluster else { return };
         let bound = time::Duration::try_from(cc.unreachable_alert_after.get())
             .unwrap_or(time::Duration::MAX);
@@ -172,6 +179,7 @@ impl Reach {
             "etcd has been unreachable",
         )
         .detail("since", crate::renew::plan::date(since))
+        .detail("node", self.node.clone())
         .detail("error", error.to_string())
         .detail(
             "problem",
@@ -183,16 +191,28 @@ impl Reach {
         }
     }
 
+    /// etcd answered: resolves the alert once enough checks found it so.
     async fn reached(&mut self, config: &Config) {
         self.since = None;
         self.deferred = false;
-        if self.alerted {
-            match crate::alert::report(&config.alerting(), vec![], &[UNREACHABLE_KEY.to_string()])
-                .await
-            {
-                Ok(_) => self.alerted = false,
-                Err(e) => tracing::error!("cluster: cannot record the etcd alert: {e}"),
+        if !self.alerted {
+            return;
+        }
+        let now = OffsetDateTime::now_utc();
+        match crate::alert::report(&config.alerting(), vec![], &[UNREACHABLE_KEY.to_string()]).await
+        {
+            Ok(_) => {
+                self.oks += 1;
+                let first = *self.ok_since.get_or_insert(now);
+                let policy = config.alert.policy();
+                let waited = u64::try_from((now - first).whole_seconds()).unwrap_or(0);
+                if self.oks >= policy.resolve_after_checks && waited >= policy.resolve_after {
+                    self.alerted = false;
+                    self.oks = 0;
+                    self.ok_since = None;
+                }
             }
+            Err(e) => tracing::error!("cluster: cannot record the etcd alert: {e}"),
         }
     }
 }
@@ -262,6 +282,17 @@ async fn session_inner(
         Some(lease.id()),
     )
     .await?;
+    // Who alerts when etcd goes away (refreshed at every fleet round).
+    let live: BTreeSet<String> = etcd
+        .get_prefix(&keys.nodes())
+        .await?
+        .iter()
+        .filter_map(|kv| match keys.parse(&kv.key) {
+            Some(Parsed::Node(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    reach.peers = live;
     if !cache.reports_loaded() {
         // Once per process: what this node's reports say, so that only
         // news is written.
@@ -416,7 +447,13 @@ async fn session_inner(
                 back.absorb(std::mem::take(&mut pending));
                 pending = back;
                 match r {
-                    Ok(Evaluated::Done { live }) => reach.peers = live,
+                    Ok(Evaluated::Done { live }) => {
+                        // etcd answered this round: a check that it is reachable.
+                        reach.reached(config).await;
+                        if !live.is_empty() {
+                            reach.peers = live;
+                        }
+                    }
                     Ok(Evaluated::Busy) => {}
                     Err(e) => tracing::warn!("cluster: cannot update the shared alert state: {e}"),
                 }

@@ -444,7 +444,15 @@ fn check_store(store: &Path, name: &str, node: &str) -> Vec<String> {
 
 /// Every path under `dir` with its kind, mode and content (or symlink
 /// target): equal trees mean nothing changed on disk.
+/// The local alert state (`state/alerts.*`) is left out: a node that
+/// alerts writes it.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = tree_all(dir);
+    out.retain(|p, _| !p.to_string_lossy().starts_with("state/alerts"));
+    out
+}
+
+fn tree_all(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -719,13 +727,18 @@ fn a_lock_holder_killed_mid_order_is_replaced_and_no_version_is_written_twice() 
 
 /// One etcd member down: a renewal still goes through. Two down (no
 /// quorum): every node keeps serving, nothing on disk changes, nothing is
-/// ordered. The members return: the renewal that fell due meanwhile is
-/// ordered and deployed everywhere.
+/// ordered, and one node (a, the first by name), not all three, alerts
+/// that etcd is unreachable. The members return: the renewal that fell due
+/// meanwhile is ordered and deployed everywhere, and the alert resolves once.
 #[test]
 fn etcd_losing_one_member_then_quorum_stops_nothing_and_the_cluster_recovers() {
     let Some(mut c) = Cluster::start() else {
         return;
     };
+    let rt = rt();
+    let (receiver, alert) = webhook(&rt);
+    c.alert = alert;
+    c.cluster_extra = "unreachable_alert_after = \"4s\"\ndeploy_lag_alert_after = \"8s\"\n".into();
     let due = due_after(15);
     for i in 0..3 {
         let certs = c.bed.cert_block(
@@ -799,7 +812,35 @@ fn etcd_losing_one_member_then_quorum_stops_nothing_and_the_cluster_recovers() {
     for i in 0..3 {
         c.wait_served(i, ports[i], "site.test", &s3);
     }
+    let key = "cluster:etcd:reachable";
+    common::wait_for("the etcd alert to resolve", Duration::from_secs(60), || {
+        statuses(&receiver, key).len() >= 2
+    });
+    // 4 s more (two fleet rounds of every node): nothing further about etcd.
+    std::thread::sleep(Duration::from_secs(4));
     c.stop_all();
+    assert_eq!(
+        statuses(&receiver, key),
+        ["firing", "resolved"],
+        "{:?}\n{}",
+        alerts_received(&receiver),
+        c.logs()
+    );
+    let firing = alerts_received(&receiver)
+        .into_iter()
+        .find(|a| a["labels"]["key"] == key)
+        .unwrap();
+    assert_eq!(firing["annotations"]["node"], "a", "{firing}");
+    // b and c said who alerts instead.
+    for i in 1..3 {
+        let log = std::fs::read_to_string(c.bed.nodes[i].dir.join("daemon.log")).unwrap();
+        assert!(
+            log.contains("node a alerts for the cluster, this node only logs it"),
+            "node {}: {}",
+            NODES[i],
+            c.logs()
+        );
+    }
     assert_eq!(c.etcd_writes("lineage/site/current"), 3);
     assert_no_clear_keys(&c.raw_dump());
 }
