@@ -97,8 +97,14 @@ impl Keys {
     pub fn previous(&self, lineage: &str) -> String {
         self.k(&format!("lineage/{lineage}/previous"))
     }
+    /// Every lineage's ARI window. Outside `lineage/`, so refreshing a
+    /// window does not reach the nodes' lineage watches, and one range read
+    /// returns every window without the certificates.
+    pub fn aris(&self) -> String {
+        self.k("ari/")
+    }
     pub fn ari(&self, lineage: &str) -> String {
-        self.k(&format!("lineage/{lineage}/ari"))
+        self.k(&format!("ari/{lineage}"))
     }
     /// Every node's deploy reports. They live outside `lineage/`, so a
     /// watch on the lineages sees new versions only, not every report.
@@ -157,7 +163,7 @@ impl Keys {
             ["account", host] => Parsed::Account(own(host)),
             ["lineage", l, "current"] => Parsed::Current(own(l)),
             ["lineage", l, "previous"] => Parsed::Previous(own(l)),
-            ["lineage", l, "ari"] => Parsed::Ari(own(l)),
+            ["ari", l] => Parsed::Ari(own(l)),
             ["deploy", n, l] => Parsed::Deploy {
                 lineage: own(l),
                 node: own(n),
@@ -189,7 +195,9 @@ mod tests {
         );
         assert_eq!(k.current("web"), "/certkeep/prod/v1/lineage/web/current");
         assert_eq!(k.previous("web"), "/certkeep/prod/v1/lineage/web/previous");
-        assert_eq!(k.ari("web"), "/certkeep/prod/v1/lineage/web/ari");
+        assert_eq!(k.ari("web"), "/certkeep/prod/v1/ari/web");
+        assert_eq!(k.aris(), "/certkeep/prod/v1/ari/");
+        assert!(!k.ari("web").starts_with(&k.lineages()));
         assert_eq!(k.deploys(), "/certkeep/prod/v1/deploy/");
         assert_eq!(k.deploys_of("n1"), "/certkeep/prod/v1/deploy/n1/");
         assert_eq!(k.deploy("web", "n1"), "/certkeep/prod/v1/deploy/n1/web");

@@ -10,6 +10,9 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use instant_acme::CertificateIdentifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use super::decide::{self, AckStatus, OrderDecision};
@@ -24,7 +27,8 @@ use crate::acme::order::ChallengeHook;
 use crate::acme::AcmeClient;
 use crate::config::{CertificateConfig, Config};
 use crate::issue::Issuer;
-use crate::renew::plan::Decision;
+use crate::renew::ari;
+use crate::renew::plan::{self, AriState, Decision};
 use crate::store::Store;
 
 /// What the check did for one lineage.
@@ -250,8 +254,29 @@ pub async fn check(
     known: &BTreeMap<String, VersionRecord>,
 ) -> Vec<(String, Ordered)> {
     let mut out = Vec::new();
+    // The shared ARI windows: one range read per check; a look-up at the
+    // CA (one connection, tried once) only for a window that is missing,
+    // for another serial, or past its Retry-After.
+    let mut windows = Windows::read(config, etcd, keys).await;
     for c in &config.certificates {
-        let r = match one(config, etcd, keys, key, node, lease, c, known.get(c.name())).await {
+        let planned = known.get(c.name());
+        let window = match planned {
+            Some(rec) => windows.window(config, etcd, keys, key, c.name(), rec).await,
+            None => None,
+        };
+        let r = match one(
+            config,
+            etcd,
+            keys,
+            key,
+            node,
+            lease,
+            c,
+            planned,
+            window.as_ref(),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => Ordered::Failed(e),
         };
@@ -260,8 +285,119 @@ pub async fn check(
     out
 }
 
+/// The DER of a version's leaf certificate.
+fn leaf_der(rec: &VersionRecord) -> Option<CertificateDer<'static>> {
+    CertificateDer::from_pem_slice(rec.cert.as_bytes()).ok()
+}
+
+/// The CA's renewal windows (ARI) shared in `ari/<name>`, for one check.
+struct Windows {
+    /// Each lineage's window and the key's revision.
+    shared: BTreeMap<String, (AriState, i64)>,
+    /// The connection to the CA: None not tried yet, Some(None) failed.
+    ca: Option<Option<AcmeClient>>,
+    enabled: bool,
+}
+
+impl Windows {
+    async fn read(config: &Config, etcd: &Etcd, keys: &Keys) -> Windows {
+        let mut shared = BTreeMap::new();
+        if config.renewal.ari {
+            match etcd.get_prefix(&keys.aris()).await {
+                Ok(kvs) => {
+                    for kv in kvs {
+                        if let (Some(Parsed::Ari(name)), Ok(w)) =
+                            (keys.parse(&kv.key), serde_json::from_slice(&kv.value))
+                        {
+                            shared.insert(name, (w, kv.mod_revision));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("cluster: cannot read the renewal windows: {e}"),
+            }
+        }
+        Windows {
+            shared,
+            ca: None,
+            enabled: config.renewal.ari,
+        }
+    }
+
+    /// The window for `rec`: the shared one, or a fresh one from the CA,
+    /// shared by a write conditional on the key's revision (a node that
+    /// loses the race keeps its own answer for this check). None when ARI
+    /// is off or the CA has none: the lifetime threshold decides then, as
+    /// on a single host.
+    async fn window(
+        &mut self,
+        config: &Config,
+        etcd: &Etcd,
+        keys: &Keys,
+        key: &SealKey,
+        name: &str,
+        rec: &VersionRecord,
+    ) -> Option<AriState> {
+        if !self.enabled {
+            return None;
+        }
+        let now = OffsetDateTime::now_utc();
+        let stored = self.shared.get(name).cloned();
+        if !plan::should_fetch_ari(stored.as_ref().map(|(w, _)| w), &rec.serial, now) {
+            return stored.map(|(w, _)| w);
+        }
+        let der = leaf_der(rec)?;
+        if self.ca.is_none() {
+            let store = Store::new(&config.store);
+            self.ca = Some(match account(config, etcd, keys, key, &store).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("cluster: cannot reach the CA for renewal windows, using the lifetime threshold: {e}");
+                    None
+                }
+            });
+        }
+        let Some(Some(client)) = self.ca.as_ref() else {
+            return stored.map(|(w, _)| w);
+        };
+        if !client.supports_ari {
+            return None;
+        }
+        let q = ari::Query {
+            name: name.to_string(),
+            serial: rec.serial.clone(),
+            leaf_der: der.to_vec(),
+        };
+        match ari::fetch(client, vec![q], 1).await.pop() {
+            Some((_, Ok(state))) => {
+                let k = keys.ari(name);
+                let expect = match &stored {
+                    Some((_, rev)) => Expect::Revision(*rev),
+                    None => Expect::Absent,
+                };
+                let json = serde_json::to_vec(&state).unwrap_or_default();
+                if let Err(e) = etcd.put_if(&k, expect, &[(&k, &json)]).await {
+                    tracing::warn!(
+                        lineage = name,
+                        "cluster: cannot share the renewal window: {e}"
+                    );
+                }
+                Some(state)
+            }
+            Some((_, Err(e))) => {
+                tracing::warn!(
+                    lineage = name,
+                    "ARI look-up failed, using the lifetime threshold: {e}"
+                );
+                stored.map(|(w, _)| w)
+            }
+            None => stored.map(|(w, _)| w),
+        }
+    }
+}
+
 /// Plans one lineage from `planned`, the shared version the node's watch
-/// keeps (no read); a due lineage is read again under its lock.
+/// keeps (no read), and `window`, its ARI window; a due lineage is read
+/// again under its lock.
 #[allow(clippy::too_many_arguments)]
 async fn one(
     config: &Config,
@@ -272,13 +408,15 @@ async fn one(
     lease: &Lease,
     c: &CertificateConfig,
     planned: Option<&VersionRecord>,
+    window: Option<&AriState>,
 ) -> Result<Ordered, String> {
     let name = c.name();
     let wanted = c.domain_names();
     let renew_before = c.renew_before.or(config.renewal.renew_before);
     let now = OffsetDateTime::now_utc();
     if let Some(rec) = planned {
-        if let Decision::NotDue { .. } = decide::plan_shared(rec, &wanted, renew_before, None, now)
+        if let Decision::NotDue { .. } =
+            decide::plan_shared(rec, &wanted, renew_before, window, now)
         {
             return Ok(Ordered::NotDue);
         }
@@ -301,6 +439,7 @@ async fn one(
         lease,
         c,
         planned.map(|r| r.version),
+        window,
     )
     .await;
     if let Err(e) = etcd.unlock(&lock).await {
@@ -322,6 +461,7 @@ async fn locked(
     lease: &Lease,
     c: &CertificateConfig,
     planned: Option<u64>,
+    window: Option<&AriState>,
 ) -> Result<Ordered, String> {
     let name = c.name();
     let reread = read_current(etcd, keys, name)
@@ -332,7 +472,7 @@ async fn locked(
         reread.as_ref().map(|(r, _)| r),
         &c.domain_names(),
         c.renew_before.or(config.renewal.renew_before),
-        None,
+        window,
         OffsetDateTime::now_utc(),
     );
     let reason = match decision {
@@ -360,7 +500,17 @@ async fn locked(
         client: &client,
         store: &store,
     };
-    let got = issuer.obtain_with(c, None, false, Some(&hook)).await;
+    // ARI: the order names the certificate it replaces, whichever node
+    // ordered that one (the account is shared).
+    let replaces = reread
+        .as_ref()
+        .and_then(|(r, _)| leaf_der(r))
+        .and_then(|der| {
+            CertificateIdentifier::try_from(&der)
+                .ok()
+                .map(|id| id.into_owned())
+        });
+    let got = issuer.obtain_with(c, replaces, false, Some(&hook)).await;
     hook.cleanup().await;
     let got = got.map_err(|e| crate::net::error_chain(&e))?;
     let version = reread.as_ref().map(|(r, _)| r.version + 1).unwrap_or(1);

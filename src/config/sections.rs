@@ -226,6 +226,10 @@ pub struct RenewalConfig {
     /// Upper bound on concurrent ARI look-ups (at least 1).
     #[serde(default = "default_ari_concurrency")]
     pub ari_concurrency: usize,
+    /// Ask the CA for renewal windows (ARI) when it offers them; false:
+    /// the lifetime threshold (`renew_before`) alone plans renewals.
+    #[serde(default = "default_ari")]
+    pub ari: bool,
     /// Total time budget for retrying a CA that is down or rate limiting.
     #[serde(default = "default_retry_budget")]
     pub retry_budget: HumanDuration,
@@ -241,6 +245,7 @@ impl Default for RenewalConfig {
         Self {
             lock_wait: default_lock_wait(),
             ari_concurrency: default_ari_concurrency(),
+            ari: default_ari(),
             retry_budget: default_retry_budget(),
             renew_before: None,
             ca_unreachable_after: default_ca_unreachable_after(),
@@ -253,6 +258,9 @@ fn default_ca_unreachable_after() -> HumanDuration {
 }
 fn default_lock_wait() -> HumanDuration {
     HumanDuration::from_secs(300)
+}
+fn default_ari() -> bool {
+    true
 }
 fn default_ari_concurrency() -> usize {
     8

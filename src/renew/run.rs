@@ -248,6 +248,9 @@ async fn refresh_ari(
     ari_state: &mut AriStore,
     now: OffsetDateTime,
 ) {
+    if !config.renewal.ari {
+        return;
+    }
     let queries: Vec<ari::Query> = current
         .iter()
         .filter_map(|(c, cur)| cur.as_ref().map(|cur| (c, cur)))
@@ -329,7 +332,10 @@ fn plan_work<'a>(
                         cert_domains: &cur.leaf.sans,
                         wanted_domains: &wanted,
                         renew_before: c.renew_before.or(config.renewal.renew_before),
-                        ari: ari_state.windows.get(c.name()),
+                        ari: ari_state
+                            .windows
+                            .get(c.name())
+                            .filter(|_| config.renewal.ari),
                         revoked: states.get(c.name()).is_revoked(&cur.leaf.serial),
                     },
                     now,

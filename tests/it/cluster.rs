@@ -1166,3 +1166,101 @@ fn sighup_with_a_changed_cluster_section_is_refused_and_the_old_one_kept() {
     });
     drop(daemon);
 }
+
+/// ARI in cluster mode: the CA's renewal window for the shared version
+/// (opened at once by revoking the certificate, as Pebble does) makes the
+/// node order although the lifetime threshold is years away; the order
+/// names the certificate it replaces (seen by the fault proxy between
+/// certkeep and Pebble) and the window is shared in `ari/site`.
+#[test]
+fn the_cas_renewal_window_renews_a_shared_lineage_with_replaces() {
+    let Some(etcd) = EtcdServer::start() else {
+        return;
+    };
+    let Some(bed) = common::Bed::start(common::PebbleOptions::default()) else {
+        return;
+    };
+    let proxy = common::fault_proxy::FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    let key = bed.dir.path().join("cluster.key");
+    std::fs::write(&key, [42u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let head = bed
+        .base_config()
+        .replace(&bed.pebble.directory, &proxy.directory)
+        .replace(
+            &bed.pebble.api_ca.display().to_string(),
+            &proxy.ca_bundle.display().to_string(),
+        );
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{head}{}\n[cluster]\nendpoints = [\"{}\"]\nprefix = \"/ck/test\"\nnode = \"n1\"\nencryption_key_file = \"{}\"\nlease_ttl = \"4s\"\nrequest_timeout = \"2s\"\n",
+            bed.cert_block("site", &["site.test", "www.site.test"], "confirm = false"),
+            etcd.endpoint,
+            key.display()
+        ),
+    )
+    .unwrap();
+    common::assert_exit(&bed.certkeep(&["issue", "site"]), 0);
+    common::assert_exit(&bed.certkeep(&["revoke", "site", "--reason", "1"]), 0);
+    common::assert_exit(&bed.certkeep(&["cluster", "init"]), 0);
+    let v1 = current_of(&etcd).expect("version 1");
+    assert_eq!(v1["version"], 1);
+    let issued = proxy.orders().len();
+    assert!(issued >= 1);
+
+    let log = bed.dir.path().join("daemon.log");
+    let daemon = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_certkeep"))
+            .arg("--config")
+            .arg(&bed.config)
+            .args(["run", "-v", "--log-format", "plain"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let start = std::time::Instant::now();
+    while current_of(&etcd).is_none_or(|v| v["version"] != 2) {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "version 2 not written within 90 s\n{}",
+            daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(daemon);
+    let v2 = current_of(&etcd).unwrap();
+    assert_ne!(v2["serial"], v1["serial"]);
+    let text = daemon_log();
+    assert!(text.contains("renewal window (ARI)"), "{text}");
+    let orders = proxy.orders();
+    assert!(
+        orders[issued..].iter().any(|o| o.replaces),
+        "no order after the issue carried replaces: {orders:?}\n{text}"
+    );
+    // The window is shared: a JSON record for one of the two serials.
+    let ari = etcd.raw_dump("/ck/test/v1/ari/site");
+    let value = ari.lines().nth(1).expect("ari/site in etcd");
+    let w: serde_json::Value = serde_json::from_str(value).unwrap();
+    let serial = w["serial"].as_str().unwrap_or("");
+    assert!(
+        serial == v1["serial"].as_str().unwrap() || serial == v2["serial"].as_str().unwrap(),
+        "{w}"
+    );
+    assert!(
+        w["window_start"].is_string() && w["renew_at"].is_string(),
+        "{w}"
+    );
+}
+
+fn current_of(etcd: &EtcdServer) -> Option<serde_json::Value> {
+    rt().block_on(async {
+        let c = Etcd::connect(&etcd.settings()).await.unwrap();
+        c.get("/ck/test/v1/lineage/site/current")
+            .await
+            .unwrap()
+            .map(|kv| serde_json::from_slice(&kv.value).unwrap())
+    })
+}

@@ -117,6 +117,8 @@ struct Cluster {
     cluster_extra: String,
     /// Appended to every node's config (an `[alert]` section).
     alert: String,
+    /// `[renewal] ari` of every node.
+    ari: bool,
 }
 
 impl Cluster {
@@ -132,6 +134,7 @@ impl Cluster {
             key,
             cluster_extra: String::new(),
             alert: String::new(),
+            ari: false,
         })
     }
 
@@ -139,7 +142,12 @@ impl Cluster {
     /// `self_check_port` when given), `certs`, a `[daemon]` section checking
     /// renewals on `schedule`, and a `[cluster]` section with `cluster_extra`.
     fn configure(&self, i: usize, certs: &str, schedule: &str, self_check_port: Option<u16>) {
-        let mut head = self.bed.base_config(i);
+        // Renewals are timed by `renew_before` (see `due_after`), not by
+        // Pebble's renewal windows.
+        let mut head = self
+            .bed
+            .base_config(i)
+            .replace("[renewal]\n", &format!("[renewal]\nari = {}\n", self.ari));
         if let Some(p) = self_check_port {
             let own = format!("self_check_port = {}", self.bed.nodes[i].nginx.http_port);
             assert!(head.contains(&own), "{head}");
@@ -624,7 +632,13 @@ fn a_lock_holder_killed_mid_order_is_replaced_and_no_version_is_written_twice() 
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find_map(|v| v["node"].as_str().map(str::to_string));
-        if let Some(n) = published {
+        // Kill once a node has acknowledged too (a and b answer at once,
+        // c only after 6 s), so the acknowledgements' fate is shown.
+        let acked = c
+            .ctl()
+            .ok(&["get", "--prefix", "--keys-only", &challenges])
+            .contains("/ack/");
+        if let (Some(n), true) = (published, acked) {
             break n;
         }
         assert!(
