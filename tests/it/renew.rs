@@ -315,3 +315,32 @@ fn renews_with_half_of_nonces_rejected() {
         assert_eq!(served_serial(&bed, n), serial_of(&bed, n));
     }
 }
+
+/// `[renewal] ari = false`: the CA's renewal window is not asked for, so a
+/// revoked certificate whose window has opened (Pebble opens it at the
+/// revocation) is not renewed by it; the lifetime rule decides (not due).
+#[test]
+fn ari_off_leaves_the_cas_window_out() {
+    let Some(bed) = Bed::start(PebbleOptions::default()) else {
+        return;
+    };
+    let head = bed
+        .base_config()
+        .replace("[renewal]\n", "[renewal]\nari = false\n");
+    assert!(head.contains("ari = false"), "{head}");
+    common::lineage::issue_and_serve(&bed, &["revoked"], &head, "");
+    assert_exit(&bed.certkeep(&["revoke", "revoked", "--reason", "1"]), 0);
+    // Forget that certkeep revoked it, so only the CA's window could say due.
+    std::fs::remove_file(bed.store.join("state/lineages.json")).unwrap();
+    let serial = serial_of(&bed, "revoked");
+    let orders = bed.pebble.orders_created();
+    let out = bed.certkeep(&["renew", "-v"]);
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 renewed, 1 not due"), "{}", text(&out));
+    assert!(stdout.contains("not due: revoked"), "{}", text(&out));
+    assert_eq!(bed.pebble.orders_created(), orders);
+    assert_eq!(serial_of(&bed, "revoked"), serial);
+    let ari = std::fs::read_to_string(bed.store.join("state/ari.json")).unwrap_or_default();
+    assert!(!ari.contains("revoked"), "no window was asked for: {ari}");
+}
