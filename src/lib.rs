@@ -23,6 +23,7 @@ pub mod logging;
 pub mod net;
 pub mod nginx;
 pub mod probe;
+pub(crate) mod progress;
 pub(crate) mod renew;
 pub(crate) mod shutdown;
 pub mod store;

@@ -1,11 +1,13 @@
 //! `certkeep issue`: obtain certificates now.
 
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::cli::Cli;
 use crate::config::{CertificateConfig, Config};
 use crate::issue::Issuer;
+use crate::progress::{Progress, Setting};
 use crate::store::{lock, Store};
 
-pub(super) async fn run(config: &Config, names: &[String], all: bool) -> u8 {
+pub(super) async fn run(cli: &Cli, config: &Config, names: &[String], all: bool) -> u8 {
     let selected: Vec<&CertificateConfig> = if all {
         config.certificates.iter().collect()
     } else {
@@ -72,9 +74,13 @@ pub(super) async fn run(config: &Config, names: &[String], all: bool) -> u8 {
         client: &client,
         store: &store,
     };
+    let progress = Progress::start(&Setting::current(cli, false, checked.len()), "issuing");
     for c in checked {
+        let _done = progress.item();
+        progress.set_message(c.name());
         let started = std::time::Instant::now();
-        match issuer.issue(c).await {
+        let issued = issuer.issue(c).await;
+        progress.suspend(|| match issued {
             Ok((version, leaf)) => println!(
                 "{}: issued version {version}, serial {}, expires {} ({:.1}s)",
                 c.name(),
@@ -86,8 +92,9 @@ pub(super) async fn run(config: &Config, names: &[String], all: bool) -> u8 {
                 failed += 1;
                 report(&format!("{}: not issued", c.name()), &e);
             }
-        }
+        });
     }
+    progress.finish();
     if failed > 0 {
         EXIT_FAILURE
     } else {

@@ -34,7 +34,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Issue { ref names, all } => match load(&cli) {
             Ok(c) => {
                 crate::shutdown::cancel_on_signals();
-                issue::run(&c, names, all).await
+                issue::run(&cli, &c, names, all).await
             }
             Err(code) => code,
         },
@@ -46,11 +46,22 @@ pub async fn run(cli: Cli) -> u8 {
             json,
         } => match load(&cli) {
             Ok(c) => {
+                let items = if certs.is_empty() {
+                    c.certificates.len()
+                } else {
+                    certs.len()
+                };
+                let progress = crate::progress::Progress::start(
+                    &crate::progress::Setting::current(&cli, json, items),
+                    "renewing",
+                );
+                progress.set_message("checking which certificates are due");
                 let opts = crate::renew::run::Options {
                     dry_run,
                     force,
                     certs: certs.clone(),
                     run_deploy_hooks,
+                    progress,
                 };
                 crate::shutdown::cancel_on_signals();
                 renew::run(&c, &opts, json).await

@@ -1,12 +1,14 @@
 //! `certkeep probe`: ad-hoc targets, or the configured endpoints and managed
 //! certificates; table or JSON; Nagios-style exit code.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal, Stdout, Write};
 
 use super::EXIT_USAGE;
 use crate::cli::{Cli, ProbeArgs};
 use crate::config::Config;
-use crate::probe::{self, report, ProbeOptions, Target};
+use crate::probe::report::{self, JsonArray};
+use crate::probe::{self, ProbeOptions, ProbeReport, Target};
+use crate::progress::{Progress, Setting};
 
 pub(super) async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
     // With ad-hoc targets the config file is optional: a missing file (the
@@ -82,16 +84,89 @@ pub(super) async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
         out
     };
 
-    let round = crate::job::probe_round(&config, targets, &opts, args.alert, None).await;
+    let setting = Setting::current(cli, args.json, targets.len());
+    let progress = Progress::start(&setting, "probing");
+    let mut out = Output::new(args, &targets);
+    let round = crate::job::probe_round(&config, targets, &opts, args.alert, None, |r| {
+        progress.suspend(|| out.write(r));
+        progress.inc();
+    })
+    .await;
+    progress.finish();
+    out.close();
     if let Some(e) = &round.alerts {
         eprintln!("error: alerts: {e}");
     }
-    let reports = round.reports;
-    if args.json {
-        println!("{}", report::json(&reports));
-    } else {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", report::table(&reports, args.details, colour));
+    round.tally.exit_code()
+}
+
+/// Where reports go as they complete: stdout, as a streamed JSON array or
+/// as table lines, flushed after each endpoint. A write error (stdout
+/// closed or full) ends the output; the probing, alerts and exit code go on.
+struct Output {
+    json: Option<JsonArray<BufWriter<Stdout>>>,
+    table: Option<BufWriter<Stdout>>,
+    width: usize,
+    details: bool,
+    colour: bool,
+    failed: Option<std::io::Error>,
+}
+
+impl Output {
+    fn new(args: &ProbeArgs, targets: &[Target]) -> Self {
+        let stdout = BufWriter::with_capacity(64 * 1024, std::io::stdout());
+        let width = report::target_width(targets.iter().map(|t| t.target.as_str()));
+        let mut o = Output {
+            json: None,
+            table: None,
+            width,
+            details: args.details,
+            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            failed: None,
+        };
+        if args.json {
+            o.json = Some(JsonArray::new(stdout));
+        } else {
+            let mut w = stdout;
+            let r = w.write_all(report::table_header(width).as_bytes());
+            o.table = Some(w);
+            o.check(r);
+        }
+        o
     }
-    report::exit_code(&reports)
+
+    fn check(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            if self.failed.is_none() {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    fn write(&mut self, r: &ProbeReport) {
+        if self.failed.is_some() {
+            return;
+        }
+        let res = if let Some(j) = &mut self.json {
+            j.push(r).and_then(|()| j.flush())
+        } else if let Some(t) = &mut self.table {
+            let line = report::table_row(r, self.width, self.details, self.colour);
+            t.write_all(line.as_bytes()).and_then(|()| t.flush())
+        } else {
+            Ok(())
+        };
+        self.check(res);
+    }
+
+    fn close(mut self) {
+        let res = match (self.json.take(), self.table.take()) {
+            (Some(j), _) if self.failed.is_none() => j.close(),
+            (_, Some(mut t)) if self.failed.is_none() => t.flush(),
+            _ => Ok(()),
+        };
+        self.check(res);
+        if let Some(e) = self.failed {
+            eprintln!("error: cannot write the probe results to stdout: {e}");
+        }
+    }
 }

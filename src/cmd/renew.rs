@@ -11,6 +11,7 @@ pub(super) async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
         return super::EXIT_USAGE;
     }
     let check = crate::job::renewal_check(config, opts, None).await;
+    opts.progress.finish();
     if let Some(e) = &check.alerts {
         eprintln!("error: alerts: {e}");
     }

@@ -34,18 +34,45 @@ fn with(mut l: Labels, more: &[(&str, &str)]) -> Labels {
 
 /// Every probe series for `reports`, by metric name. Times are Unix
 /// seconds, durations seconds.
+#[cfg(test)]
 pub(crate) fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
-    let mut success = Vec::new();
-    let mut verdict = Vec::new();
-    let mut checks = Vec::new();
-    let mut not_after = Vec::new();
-    let mut not_before = Vec::new();
-    let mut earliest = Vec::new();
-    let mut versions = Vec::new();
-    let mut hsts = Vec::new();
-    let mut duration = Vec::new();
-    let mut served = Vec::new();
+    let mut s = ProbeSeries::default();
     for r in reports {
+        s.add(r);
+    }
+    s.finish()
+}
+
+/// The samples of a round, taken one report at a time as it completes.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeSeries {
+    success: Vec<(Labels, f64)>,
+    verdict: Vec<(Labels, f64)>,
+    checks: Vec<(Labels, f64)>,
+    not_after: Vec<(Labels, f64)>,
+    not_before: Vec<(Labels, f64)>,
+    earliest: Vec<(Labels, f64)>,
+    versions: Vec<(Labels, f64)>,
+    hsts: Vec<(Labels, f64)>,
+    duration: Vec<(Labels, f64)>,
+    served: Vec<(Labels, f64)>,
+}
+
+impl ProbeSeries {
+    /// Adds one report's samples.
+    pub(crate) fn add(&mut self, r: &ProbeReport) {
+        let ProbeSeries {
+            success,
+            verdict,
+            checks,
+            not_after,
+            not_before,
+            earliest,
+            versions,
+            hsts,
+            duration,
+            served,
+        } = self;
         let t = target(r);
         success.push((
             t.clone(),
@@ -98,11 +125,26 @@ pub(crate) fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
             ));
         }
     }
-    let s = |help: &str, samples| Series {
-        help: help.to_string(),
-        samples,
-    };
-    vec![
+
+    /// Every series, by metric name.
+    pub(crate) fn finish(self) -> Vec<(String, Series)> {
+        let ProbeSeries {
+            success,
+            verdict,
+            checks,
+            not_after,
+            not_before,
+            earliest,
+            versions,
+            hsts,
+            duration,
+            served,
+        } = self;
+        let s = |help: &str, samples| Series {
+            help: help.to_string(),
+            samples,
+        };
+        vec![
         (
             "certkeep_probe_success".into(),
             s("1 if the endpoint could be probed (the round reached it), 0 if not.", success),
@@ -156,6 +198,7 @@ pub(crate) fn series(reports: &[ProbeReport]) -> Vec<(String, Series)> {
             s("HSTS max-age served (0 when absent).", hsts),
         ),
     ]
+    }
 }
 
 #[cfg(test)]

@@ -3,48 +3,70 @@
 use crate::alert::AlertError;
 use crate::config::Config;
 use crate::daemon::metrics::Shared;
+use crate::daemon::probe_metrics::ProbeSeries;
+use crate::probe::report::Tally;
 use crate::probe::{self, ProbeError, ProbeOptions, ProbeReport, Target};
 
-/// What a probe round did.
+/// What a probe round did. It keeps no report: each went to the caller,
+/// the alert observations and the metrics as it completed.
 #[derive(Debug)]
 pub(crate) struct ProbeRound {
-    pub reports: Vec<ProbeReport>,
+    /// How many endpoints got each verdict.
+    pub tally: Tally,
     /// Why the alerts could not be recorded, if they could not.
     pub alerts: Option<AlertError>,
 }
 
-/// Probes `targets`; reports alerts when `alert`; updates `metrics` when
-/// given. A round that ran is a successful round: a failing endpoint is a
-/// problem of that target (its own alert and metrics), not of the job.
-pub(crate) async fn probe_round(
+/// Probes `targets`, handing each report to `each` as it completes (in
+/// completion order); reports alerts when `alert`; updates `metrics` when
+/// given. Only the alert observations (problems and keys found fine) and
+/// the metric samples are kept until the end of the round: the alert state
+/// is loaded, updated and saved once, and the metrics change all at once,
+/// so a scrape during a round sees the whole previous round. A round that
+/// ran is a successful round: a failing endpoint is a problem of that
+/// target (its own alert and metrics), not of the job.
+pub(crate) async fn probe_round<F>(
     config: &Config,
     targets: Vec<Target>,
     opts: &ProbeOptions,
     alert: bool,
     metrics: Option<&Shared>,
-) -> ProbeRound {
-    let reports = if targets.is_empty() {
-        Vec::new()
-    } else {
-        probe::probe_all(targets, opts).await
-    };
+    mut each: F,
+) -> ProbeRound
+where
+    F: FnMut(&ProbeReport),
+{
+    let mut tally = Tally::default();
+    let mut problems = Vec::new();
+    let mut ok = Vec::new();
+    let mut series = metrics.map(|_| ProbeSeries::default());
+    probe::probe_each(targets, opts, |_, r| {
+        tally.add(r.verdict);
+        if alert {
+            probe::alerts::observe(&r, &config.alert, &mut problems, &mut ok);
+        }
+        if let Some(s) = &mut series {
+            s.add(&r);
+        }
+        each(&r);
+    })
+    .await;
     let alerts = if alert {
-        let (problems, ok) = probe::alerts::observations(&reports, &config.alert);
         crate::alert::report(&config.alerting(), problems, &ok)
             .await
             .err()
     } else {
         None
     };
-    if let Some(metrics) = metrics {
+    if let (Some(metrics), Some(series)) = (metrics, series) {
         if let Ok(mut m) = metrics.lock() {
-            for (name, series) in crate::daemon::probe_metrics::series(&reports) {
+            for (name, series) in series.finish() {
                 m.series.insert(name, series);
             }
         }
         super::record_run(metrics, "probe", true);
     }
-    ProbeRound { reports, alerts }
+    ProbeRound { tally, alerts }
 }
 
 /// A probe round over the configured endpoints and managed certificates,
@@ -58,7 +80,7 @@ pub(crate) async fn probe_configured(
     let built =
         ProbeOptions::from_config(config, &[]).map(|o| (probe::targets_from_config(config), o));
     match built {
-        Ok((targets, opts)) => Ok(probe_round(config, targets, &opts, true, metrics).await),
+        Ok((targets, opts)) => Ok(probe_round(config, targets, &opts, true, metrics, |_| {}).await),
         Err(e) => {
             if let Some(metrics) = metrics {
                 super::record_run(metrics, "probe", false);

@@ -49,6 +49,20 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
     let mut problems = Vec::new();
     let mut ok = Vec::new();
     for r in reports {
+        observe(r, cfg, &mut problems, &mut ok);
+    }
+    (problems, ok)
+}
+
+/// One report's observations, appended to `problems` and `ok` (a round
+/// takes each report as it completes and keeps only these).
+pub fn observe(
+    r: &ProbeReport,
+    cfg: &AlertConfig,
+    problems: &mut Vec<Problem>,
+    ok: &mut Vec<String>,
+) {
+    {
         if r.verdict == Verdict::Error {
             let why = r
                 .error
@@ -64,7 +78,7 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
                 .detail("endpoint", r.target.clone())
                 .detail("problem", why),
             );
-            continue;
+            return;
         }
         ok.push(key(r, "reachable"));
         for c in &r.checks {
@@ -107,7 +121,6 @@ pub fn observations(reports: &[ProbeReport], cfg: &AlertConfig) -> (Vec<Problem>
             problems.push(p);
         }
     }
-    (problems, ok)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! IO modules only collect [`facts::Facts`] (tls.rs, legacy.rs, http.rs);
 //! [`grade::grade`] turns them into verdicts; report.rs prints them.
-//! Other modules call [`probe_all`] with targets from [`targets_from_config`]
+//! Other modules call [`probe_each`] (streaming) or [`probe_all`] with targets from [`targets_from_config`]
 //! or [`Target::parse`].
 
 pub mod alerts;
@@ -200,14 +200,32 @@ pub fn targets_from_config(cfg: &Config) -> Vec<Target> {
 }
 
 /// Probes every target, at most `opts.concurrency` at a time; reports come
-/// back in the order of `targets`.
+/// back in the order of `targets`. Holds every report: a caller with many
+/// targets uses [`probe_each`].
 pub async fn probe_all(targets: Vec<Target>, opts: &ProbeOptions) -> Vec<ProbeReport> {
+    let mut results: Vec<Option<ProbeReport>> = vec![None; targets.len()];
+    probe_each(targets, opts, |i, r| {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(r);
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+/// Probes every target, at most `opts.concurrency` at a time, and hands
+/// each report to `each` (with the target's index in `targets`) as soon as
+/// it completes, so in completion order. Holds no report: memory stays
+/// bounded by the concurrency, whatever the number of targets.
+pub async fn probe_each<F>(targets: Vec<Target>, opts: &ProbeOptions, mut each: F)
+where
+    F: FnMut(usize, ProbeReport),
+{
     let opts = Arc::new(opts.clone());
     let limit = opts.concurrency.max(1);
-    let total = targets.len();
-    let mut results: Vec<Option<ProbeReport>> = vec![None; total];
     let mut set = tokio::task::JoinSet::new();
     let mut pending = targets.into_iter().enumerate();
+    // The targets in flight, to name the endpoint of a probe that panicked.
     let mut spare: BTreeMap<tokio::task::Id, (usize, Target)> = BTreeMap::new();
     loop {
         while set.len() < limit {
@@ -223,18 +241,17 @@ pub async fn probe_all(targets: Vec<Target>, opts: &ProbeOptions) -> Vec<ProbeRe
         match joined {
             Ok((id, (i, r))) => {
                 spare.remove(&id);
-                results[i] = Some(r);
+                each(i, r);
             }
             Err(e) => {
                 // A panic in one probe is reported for that endpoint only.
                 if let Some((i, t)) = spare.remove(&e.id()) {
                     let err = ProbeError::new(ErrorKind::Io, format!("the probe task failed: {e}"));
-                    results[i] = Some(error_report(&t, &opts.policy(&t.policy), err, 0));
+                    each(i, error_report(&t, &opts.policy(&t.policy), err, 0));
                 }
             }
         }
     }
-    results.into_iter().flatten().collect()
 }
 
 fn error_report(t: &Target, policy: &Policy, e: ProbeError, ms: u64) -> ProbeReport {

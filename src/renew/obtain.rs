@@ -147,6 +147,7 @@ pub(super) async fn obtain_all<'a>(
     orders: Vec<Order<'a>>,
     dry_run: bool,
     hook_timeout: std::time::Duration,
+    progress: &crate::progress::Progress,
 ) -> Obtained<'a> {
     let mut got = Obtained::default();
     for Order {
@@ -155,6 +156,9 @@ pub(super) async fn obtain_all<'a>(
         reason,
     } in orders
     {
+        // Counted done however the iteration ends.
+        let _done = progress.item();
+        progress.set_message(c.name());
         if let Some(cmd) = &c.pre_hook {
             if let Err(e) = hooks::run("pre-hook", cmd, &[], hook_timeout).await {
                 got.failed.push(failed(c, cur, Failure::PreHook(e)));

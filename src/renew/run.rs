@@ -25,6 +25,8 @@ pub(crate) struct Options {
     /// Limit to these certificate names (all when empty).
     pub certs: Vec<String>,
     pub run_deploy_hooks: bool,
+    /// A bar counting the certificates ordered (hidden but on a terminal).
+    pub progress: crate::progress::Progress,
 }
 
 /// Why a run could not run at all.
@@ -103,6 +105,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
         &mut out,
     );
     if work.is_empty() {
+        opts.progress.finish();
         finish(&store, opts.dry_run, now, ari_state, states, &ca, &mut out);
         return Ok(out);
     }
@@ -122,6 +125,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
                 }
                 (o, s)
             });
+    opts.progress.set_length(orders.len());
     let hook_timeout = config.hooks.time_limit();
 
     // Obtain. The CA is contacted (and an account registered) only once a
@@ -133,11 +137,20 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
         match obtain::pre_hook(&config.hooks, &orders, hook_timeout).await {
             Err(cancelled) => cancelled,
             Ok(()) => {
-                obtain::obtain_all(config, &mut ca, &store, orders, opts.dry_run, hook_timeout)
-                    .await
+                obtain::obtain_all(
+                    config,
+                    &mut ca,
+                    &store,
+                    orders,
+                    opts.dry_run,
+                    hook_timeout,
+                    &opts.progress,
+                )
+                .await
             }
         }
     };
+    opts.progress.finish();
     out.failed.extend(got.failed);
     out.problems.extend(got.problems);
     out.renewed.extend(got.dry_run);

@@ -31,6 +31,7 @@ mod probe_alerts;
 mod probe_hostile;
 mod probe_matrix;
 mod probe_sslscan;
+mod probe_stream;
 mod profiles;
 mod prometheus_rules;
 mod renew;

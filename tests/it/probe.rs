@@ -79,7 +79,7 @@ impl Bed {
         let code = out.status.code().unwrap_or(-1);
         let v: Vec<Value> = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("JSON: {e}\n{}", text(&out)));
-        (code, v)
+        (code, common::in_target_order(v, targets))
     }
 }
 

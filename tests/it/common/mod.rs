@@ -319,3 +319,40 @@ pub fn certkeep_within(config: &Path, args: &[&str], bound: Duration) -> (Output
     };
     (o, took)
 }
+
+/// `certkeep probe --json` output put back in the order of `targets`
+/// ("host:port" or "https://host:port/path"): the command writes each
+/// report as its probe completes. Panics unless every target has exactly
+/// one report.
+pub fn in_target_order(
+    reports: Vec<serde_json::Value>,
+    targets: &[String],
+) -> Vec<serde_json::Value> {
+    let key = |t: &str| {
+        let t = t.strip_prefix("https://").unwrap_or(t);
+        let authority = t.split('/').next().unwrap_or(t);
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse::<u64>().unwrap_or(0)),
+            None => (authority.to_string(), 443),
+        }
+    };
+    assert_eq!(
+        reports.len(),
+        targets.len(),
+        "one report per target: {reports:#?}"
+    );
+    let mut slots: Vec<Option<serde_json::Value>> = vec![None; targets.len()];
+    for r in reports {
+        let got = (
+            r["host"].as_str().unwrap_or_default().to_string(),
+            r["port"].as_u64().unwrap_or(0),
+        );
+        let i = targets
+            .iter()
+            .position(|t| key(t) == got)
+            .unwrap_or_else(|| panic!("a report for no target: {r:#}"));
+        assert!(slots[i].is_none(), "two reports for {}", targets[i]);
+        slots[i] = Some(r);
+    }
+    slots.into_iter().flatten().collect()
+}
