@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Benchmark: `certkeep probe` against N SNI names on one loopback nginx, side
-# by side with sslscan on a sample of the same names. Not a test: prints a
-# table (markdown) to paste into docs/probe.md.
+# by side with Debian's prometheus-blackbox-exporter probing the same names
+# through its /probe endpoint (one scrape at a time, and PARALLEL scrapes at
+# once as a Prometheus server scraping many targets does), and with sslscan
+# on a sample of the same names. Not a test: prints the machine, the load
+# average before and after, and tables (markdown) with ratios (peer / certkeep)
+# to keep under docs/bench/ and quote in docs/performance.md.
 #
 #   scripts/bench-probe.sh [N...]        default: 1 100 1000
+#   CONCURRENCY=64 PARALLEL=64 SAMPLE=10 BB_SEQ_MAX=N scripts/bench-probe.sh 10000
 #
-# Needs nginx, sslscan, openssl (to make the benchmark's own certificate) and
-# GNU time (/usr/bin/time, Debian package `time`). Builds certkeep --release.
-# Every address is 127.0.0.1; nginx runs from a temp dir and is stopped on exit.
+# Needs nginx, sslscan, openssl (to make the benchmark's own certificate),
+# prometheus-blackbox-exporter, python3 and GNU time (/usr/bin/time, Debian
+# package `time`). Builds certkeep --release. Every address is 127.0.0.1;
+# nginx and the exporter run from a temp dir and are stopped on exit.
 set -euo pipefail
 
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 100 1000)
 SAMPLE=${SAMPLE:-10}
 CONCURRENCY=${CONCURRENCY:-64}
+PARALLEL=${PARALLEL:-$CONCURRENCY}
+BB_SEQ_MAX=${BB_SEQ_MAX:-100000}
 
-for bin in nginx sslscan openssl /usr/bin/time; do
+for bin in nginx sslscan openssl /usr/bin/time prometheus-blackbox-exporter python3 bc; do
     command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || {
-        echo "missing $bin (apt-get install nginx sslscan openssl time)" >&2
+        echo "missing $bin (apt-get install nginx sslscan openssl time prometheus-blackbox-exporter python3 bc)" >&2
         exit 2
     }
 done
@@ -31,7 +39,9 @@ work=$(mktemp -d /tmp/certkeep-bench.XXXXXX)
 chmod 755 "$work"
 prefix=$work/nginx
 mkdir -p "$prefix"/{logs,run,sites}
+bb_pid=
 cleanup() {
+    [ -z "$bb_pid" ] || kill "$bb_pid" 2>/dev/null || true
     nginx -c "$prefix/nginx.conf" -p "$prefix" -s stop 2>/dev/null || true
     rm -rf "$work"
 }
@@ -111,34 +121,126 @@ sslscan_full_ms=$(( ($(ms) - t0) / 1000000 ))
 per_proto=$(echo "scale=1; $sslscan_proto_ms / $sample" | bc)
 per_full=$(echo "scale=1; $sslscan_full_ms / $sample" | bc)
 
-run_probe() { # n, http_port -> "wall_ms rss_kb exit"
+run_probe() { # n, http_port -> "wall_ms rss_kb not_ok cpu_ms"
     local n=$1 hp=$2 args=()
     for i in $(seq 1 "$n"); do args+=("h$i.bench.test:$tls_port"); done
     /usr/bin/time -v -o "$work/time.txt" "$certkeep" --config /nonexistent/certkeep.toml probe \
         --json --ca-file "$work/ca.pem" --connect 127.0.0.1 --http-port "$hp" \
         --concurrency "$CONCURRENCY" "${args[@]}" >"$work/out.json" || true
-    local wall rss
+    local wall rss cpu
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+    cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%d", s * 1000}' "$work/time.txt")
     # wall is m:ss.cc
     local msec
     msec=$(echo "$wall" | awk -F: '{ if (NF==3) print ($1*3600+$2*60+$3)*1000; else print ($1*60+$2)*1000 }')
     local bad
-    bad=$(python3 -c "import json,sys; r=json.load(open('$work/out.json')); print(sum(1 for x in r if x['verdict']!='ok'))")
-    echo "${msec%.*} $rss $bad"
+    bad=$(python3 -c "import json,sys; r=json.load(open('$work/out.json')); assert len(r)==$n, len(r); print(sum(1 for x in r if x['verdict']!='ok'))")
+    echo "${msec%.*} $rss $bad $cpu"
 }
 
-echo "certkeep $("$certkeep" --version | awk '{print $2}'), $(sslscan --version 2>&1 | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1 | sed 's/^/sslscan /'), $(nproc) cores, concurrency $CONCURRENCY, sslscan sample $sample names"
+# blackbox_exporter: an HTTPS GET per probe (one TLS handshake, the chain
+# checked against the bench CA, expiry, TLS version), the name given by the
+# `hostname` parameter (Host header and SNI) as Prometheus relabelling does.
+cat >"$work/blackbox.yml" <<BB
+modules:
+  https_bench:
+    prober: http
+    timeout: 10s
+    http:
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+      tls_config:
+        ca_file: $work/ca.pem
+BB
+cat >"$work/scrape.py" <<'PY'
+# Scrapes blackbox_exporter's /probe for names h1..hN, `parallel` at a time,
+# each worker on its own keep-alive connection (as Prometheus keeps one per
+# target); prints "wall_ms failed".
+import http.client, sys, threading, time
+port, tls_port, n, parallel = (int(a) for a in sys.argv[1:5])
+lock = threading.Lock()
+nxt = [1]
+failed = [0]
+def worker():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while True:
+        with lock:
+            i = nxt[0]
+            if i > n:
+                return
+            nxt[0] += 1
+        url = (f"/probe?module=https_bench&target=https://127.0.0.1:{tls_port}/"
+               f"&hostname=h{i}.bench.test")
+        c.request("GET", url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "10"})
+        body = c.getresponse().read().decode()
+        ok = any(l.strip() == "probe_success 1" for l in body.splitlines())
+        if not ok:
+            with lock:
+                failed[0] += 1
+t0 = time.monotonic()
+ts = [threading.Thread(target=worker) for _ in range(min(parallel, n))]
+for t in ts: t.start()
+for t in ts: t.join()
+print(int((time.monotonic() - t0) * 1000), failed[0])
+PY
+run_blackbox() { # n, parallel -> "wall_ms rss_kb failed cpu_ms" (a fresh exporter each run)
+    local n=$1 par=$2 port
+    port=$(free_port)
+    prometheus-blackbox-exporter --config.file="$work/blackbox.yml" \
+        --web.listen-address="127.0.0.1:$port" --log.level=error >"$work/bb.log" 2>&1 &
+    bb_pid=$!
+    for _ in $(seq 1 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+        sleep 0.05
+    done
+    local res
+    res=$(python3 "$work/scrape.py" "$port" "$tls_port" "$n" "$par")
+    local rss cpu tck
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$bb_pid/status")
+    tck=$(getconf CLK_TCK)
+    cpu=$(awk -v t="$tck" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/$bb_pid/stat")
+    kill "$bb_pid"; wait "$bb_pid" 2>/dev/null || true; bb_pid=
+    read -r wall failed <<<"$res"
+    echo "$wall $rss $failed $cpu"
+}
+
+ratio() { echo "scale=2; $1 / $2" | bc 2>/dev/null || echo "-"; }
+
+echo "# scripts/bench-probe.sh ${SIZES[*]}: $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), kernel $(uname -r)"
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine: other builds and tests run beside this)"
+echo "# certkeep $("$certkeep" --version | awk '{print $2}') (release), concurrency $CONCURRENCY; $(prometheus-blackbox-exporter --version 2>&1 | head -1 | awk '{print "blackbox_exporter", $3}'), $PARALLEL scrapes at once in the parallel runs; $(sslscan --version 2>&1 | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1 | sed 's/^/sslscan /'), sample $sample names"
 echo
-echo "| N | certkeep full probe: wall | per host | peak RSS | not ok | certkeep without port-80 check: wall | per host | sslscan protocols only, per host | sslscan full scan, per host | ratio sslscan protocols / certkeep full, per host |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| N | certkeep full probe: wall | per host | peak RSS | CPU | not ok | certkeep without port-80 check: wall | per host | sslscan protocols only, per host | sslscan full scan, per host | ratio sslscan protocols / certkeep full, per host |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+declare -A CK_MS CK_RSS CK_CPU
 for n in "${SIZES[@]}"; do
-    read -r full_ms full_rss full_bad < <(run_probe "$n" "$http_port")
-    read -r tls_ms _ _ < <(run_probe "$n" 0)
+    read -r full_ms full_rss full_bad full_cpu < <(run_probe "$n" "$http_port")
+    read -r tls_ms tls_rss _ tls_cpu < <(run_probe "$n" 0)
+    CK_MS[$n]=$tls_ms CK_RSS[$n]=$tls_rss CK_CPU[$n]=$tls_cpu
     per=$(echo "scale=2; $full_ms / $n" | bc)
     per_tls=$(echo "scale=2; $tls_ms / $n" | bc)
-    ratio=$(echo "scale=1; $per_proto / $per" | bc 2>/dev/null || echo "-")
-    echo "| $n | ${full_ms} ms | ${per} ms | $((full_rss / 1024)) MiB | $full_bad | ${tls_ms} ms | ${per_tls} ms | ${per_proto} ms | ${per_full} ms | ${ratio}x |"
+    r=$(ratio "$per_proto" "$per")
+    echo "| $n | ${full_ms} ms | ${per} ms | $((full_rss / 1024)) MiB | ${full_cpu} ms | $full_bad | ${tls_ms} ms | ${per_tls} ms | ${per_proto} ms | ${per_full} ms | ${r}x |"
+done
+
+echo
+echo "blackbox_exporter /probe (HTTPS GET, one TLS handshake per name) against certkeep's probe without the port-80 check (four TLS versions, chain, HSTS; the row above). The exporter's RSS is its VmHWM, its CPU its own (the scraping client's is not counted). Ratios are blackbox / certkeep."
+echo
+echo "| N | mode | blackbox wall | per host | peak RSS | CPU | failed | certkeep wall | certkeep peak RSS | certkeep CPU | wall ratio | RSS ratio | CPU ratio |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for n in "${SIZES[@]}"; do
+    for mode in sequential parallel; do
+        if [ "$mode" = sequential ]; then
+            par=1
+            [ "$n" -le "$BB_SEQ_MAX" ] || continue
+        else
+            par=$PARALLEL
+        fi
+        read -r bw brss bfail bcpu < <(run_blackbox "$n" "$par")
+        echo "| $n | $mode ($par at once) | ${bw} ms | $(echo "scale=2; $bw / $n" | bc) ms | $((brss / 1024)) MiB | ${bcpu} ms | $bfail | ${CK_MS[$n]} ms | $((CK_RSS[$n] / 1024)) MiB | ${CK_CPU[$n]} ms | $(ratio "$bw" "${CK_MS[$n]}")x | $(ratio "$brss" "${CK_RSS[$n]}")x | $(ratio "$bcpu" "$((CK_CPU[$n] > 0 ? CK_CPU[$n] : 1))")x |"
+    done
 done
 
 # One host, timed precisely (hyperfine, 50 runs each, alternating is not
@@ -157,3 +259,5 @@ ck, ss = (x["median"] * 1000 for x in r)
 print(f"one host, median of 50 (whole process): certkeep probe {ck:.1f} ms, sslscan protocols only {ss:.1f} ms, ratio {ss/ck:.1f}x")
 PY
 fi
+echo
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

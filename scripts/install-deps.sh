@@ -12,14 +12,15 @@
 #   client crate's build runs protoc on etcd's .proto files, which import
 #   Google's well-known protos), prometheus (promtool: checks /metrics and
 #   the shipped alert rules), prometheus-alertmanager (the Alertmanager
-#   channel's peer), chromium (headless, for the status page), lintian and
+#   channel's peer), prometheus-blackbox-exporter (the fleet peer of
+#   scripts/bench-probe.sh), chromium (headless, for the status page), lintian and
 #   man-db (the Debian package's checks, scripts/test-package.sh).
 # Debian 12's pebble is 2.4 (no ARI); Debian 13's 2.6 is fetched through the
 # same Debian mirror this machine already uses. Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(nginx-light sslscan certbot lego curl openssl python3 python3-aiosmtpd systemd hyperfine time valgrind bc ca-certificates
-  etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager chromium
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium
   lintian man-db)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
@@ -38,4 +39,4 @@ if ! dpkg-query -W -f='${Version}' pebble 2>/dev/null | grep -qE '^2\.([5-9]|[1-
   dpkg -i "$d"/pebble_*.deb >/dev/null
   rm -rf "$d"
 fi
-dpkg-query -W -f='${Package} ${Version}\n' pebble nginx-light sslscan certbot lego hyperfine etcd-server protobuf-compiler prometheus prometheus-alertmanager chromium
+dpkg-query -W -f='${Package} ${Version}\n' pebble nginx-light sslscan certbot lego hyperfine etcd-server protobuf-compiler prometheus prometheus-alertmanager prometheus-blackbox-exporter chromium
