@@ -2,12 +2,20 @@
 # The daemon with N endpoints configured (default 1000), all on one loopback
 # nginx (one wildcard certificate from a throwaway CA): samples its RSS and
 # CPU time while idle and across probe rounds (every 20 s), for ~50 s.
-# Also prints the release binary's size. Not a test.
+# Also prints the binary's size. Not a test.
+# CK=path/to/certkeep uses a built binary (default: a release build).
+# Keep the output: scripts/bench-daemon.sh | tee docs/bench/daemon-$(date +%F)-n1000.txt
 set -euo pipefail
 N=${1:-1000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-(cd "$root" && cargo build --release --quiet)
-ck=${CARGO_TARGET_DIR:-$root/target}/release/certkeep
+# shellcheck source=scripts/bench-header.sh
+. "$root/scripts/bench-header.sh"
+bench_header "scripts/bench-daemon.sh $N"
+if [ -n "${CK:-}" ]; then ck=$CK; else
+  (cd "$root" && cargo build --release --locked --quiet)
+  ck=${CARGO_TARGET_DIR:-$root/target}/release/certkeep
+fi
+echo "# certkeep: $ck"
 work=$(mktemp -d /tmp/certkeep-bench-daemon.XXXXXX); chmod 755 "$work"
 p=$work/nginx; mkdir -p "$p"/{logs,run}
 pid=""
@@ -64,4 +72,5 @@ echo "  RSS before the first probe:  $((start_rss/1024)) MiB ($start_rss kB)"
 echo "  RSS after $rounds probe rounds, idle: $((end_rss/1024)) MiB ($end_rss kB)"
 echo "  peak RSS during rounds:      $((peak/1024)) MiB ($peak kB)"
 echo "  CPU time over 48 s:          $(echo "scale=2; ($c1-$c0)/$hz" | bc) s for $rounds rounds of $N endpoints"
-echo "  release binary:              $(stat -c %s "$ck") bytes ($(( $(stat -c %s "$ck") / 1024 / 1024 )) MiB)"
+echo "  RSS samples (kB, every 0.5 s): ${samples[*]}"
+echo "  binary:                      $(stat -c %s "$ck") bytes ($(( $(stat -c %s "$ck") / 1024 / 1024 )) MiB)"

@@ -4,16 +4,22 @@
 # alternately, RUNS times each (default 5), each with a fresh name so no
 # authorization is reused. Prints median wall time, median peak RSS and the
 # ratios. Accounts are registered in a warm-up run that is not counted.
+# CK=path/to/certkeep uses a built binary (default: a release build).
+# Keep the output: scripts/bench-issue.sh | tee docs/bench/issue-$(date +%F).txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-header.sh
+. scripts/bench-header.sh
 RUNS=${RUNS:-5}
+bench_header "RUNS=$RUNS scripts/bench-issue.sh"
+echo "# peers:    $(certbot --version 2>&1), $(lego --version 2>&1 | head -1)"
 export TB=${TB:-/tmp/certkeep-bench-issue}
 scripts/testbed.sh down >/dev/null 2>&1 || true
 rm -rf "$TB"
 eval "$(scripts/testbed.sh up)"
 trap 'scripts/testbed.sh down >/dev/null 2>&1 || true' EXIT
-cargo build --release --quiet
-CK=$PWD/target/release/certkeep
+if [ -z "${CK:-}" ]; then cargo build --release --locked --quiet; CK=$PWD/target/release/certkeep; fi
+echo "# certkeep: $CK"
 W=$TB/work; mkdir -p "$W"
 export REQUESTS_CA_BUNDLE=$ACME_CA_BUNDLE LEGO_CA_CERTIFICATES=$ACME_CA_BUNDLE
 
@@ -56,6 +62,8 @@ for i in $(seq 1 "$RUNS"); do
     T[$t]+="$s "; R[$t]+="$k "
   done
 done
+printf '\nraw, in run order (wall s / peak RSS kB):\n'
+for t in certkeep certbot lego; do printf '  %-9s %s\n  %-9s %s\n' "$t" "${T[$t]}" "" "${R[$t]}"; done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 printf '\nOne issuance, one name, median of %s (machine: %s cores, %s)\n' "$RUNS" "$(nproc)" "$(uname -m)"
 printf '%-10s %12s %14s %16s %16s\n' tool "wall (s)" "peak RSS (MB)" "time vs certkeep" "RSS vs certkeep"
