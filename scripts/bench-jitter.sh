@@ -50,7 +50,7 @@ for v in 0 1; do
 done
 jit=$W/target-0/release/rng-start; nojit=$W/target-1/release/rng-start
 # The jitter library's symbols are in the first binary only.
-echo "# jitter symbols: with $(nm "$jit" 2>/dev/null | grep -ci jent || true), without $(nm "$nojit" 2>/dev/null | grep -ci jent || true)"
+echo "# jitter symbols: with $(nm "$jit" 2>/dev/null | grep -c " jent_" || true), without $(nm "$nojit" 2>/dev/null | grep -c " jent_" || true)"
 cpu_ms() { perf stat -x, -e task-clock "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ {print $1}'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A T
