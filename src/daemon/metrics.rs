@@ -26,6 +26,9 @@ pub(crate) struct Metrics {
     pub alert_queue: BTreeMap<String, usize>,
     /// Open alerts, when the alert state was read.
     pub alerts_open: Option<usize>,
+    /// Unix time of the daemon's next renewal check (None outside the
+    /// daemon, and in cluster mode, where this node orders no renewals).
+    pub next_renewal_check: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -35,6 +38,12 @@ pub(crate) struct CertificateMetric {
     /// Serial (hex, colon-separated) and issuer of the live certificate.
     pub serial: String,
     pub issuer: String,
+    /// The lineage's live version in the store (1, 2, ...).
+    pub version: u32,
+    /// Unix time from which the lineage is due for renewal: as the last
+    /// renewal check planned it (ARI or threshold), else by the threshold
+    /// rule for the live certificate.
+    pub renewal_due_at: Option<i64>,
     /// Result of the last renewal attempt in this daemon's life (None: none attempted).
     pub last_renewal_ok: Option<bool>,
     /// Unix time of the last renewal that succeeded / failed in this daemon's life.
@@ -276,6 +285,7 @@ mod tests {
                 last_renewal_ok: Some(false),
                 last_success_at: Some(900_000),
                 last_failure_at: Some(1_000_000),
+                ..Default::default()
             },
         );
         m.last_run.insert("renew", (1_000_000, true));

@@ -96,7 +96,13 @@ fn notify(states: &[NotifyState<'_>]) {
     }
 }
 
-fn status(next: &Next, metrics: &Shared) {
+/// Tells systemd the last and next runs, and records the next renewal
+/// check for the status page (none in cluster mode: this node orders no
+/// renewals).
+fn status(next: &Next, metrics: &Shared, config: &Config) {
+    if let Ok(mut m) = metrics.lock() {
+        m.next_renewal_check = config.cluster.is_none().then(|| next.renew.timestamp());
+    }
     let last = metrics
         .lock()
         .ok()
@@ -277,7 +283,7 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
         next.probe.to_rfc3339()
     );
     notify(&[NotifyState::Ready]);
-    status(&next, &metrics);
+    status(&next, &metrics, &config);
 
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Kind>();
     let mut running = Running::default();
@@ -290,7 +296,7 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             Some(_) = done_rx.recv() => {
-                status(&next, &metrics);
+                status(&next, &metrics, &config);
                 continue;
             }
             ev = signals.next() => match ev {
@@ -332,7 +338,7 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
             next.alerts = next_alerts(&config, now);
             running.start(Kind::Alerts, &config, &metrics, &done_tx);
         }
-        status(&next, &metrics);
+        status(&next, &metrics, &config);
     }
 }
 
@@ -382,7 +388,7 @@ fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Sha
         Err(e) => tracing::error!("configuration NOT reloaded, keeping the previous one: {e}"),
     }
     notify(&[NotifyState::Ready]);
-    status(next, metrics);
+    status(next, metrics, config);
 }
 
 fn stop(sig: &str) -> u8 {

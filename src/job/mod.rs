@@ -25,6 +25,19 @@ pub(crate) fn refresh_certificates(config: &Config, metrics: &Shared) {
         match store.current(c.name()) {
             Ok(Some(cur)) => {
                 let prev = m.certificates.get(c.name()).cloned().unwrap_or_default();
+                // A plan from the last check holds for the serial it saw; a
+                // new certificate (or none planned yet) gets the threshold rule.
+                let renewal_due_at = match prev.renewal_due_at {
+                    Some(t) if prev.serial == cur.leaf.serial => Some(t),
+                    _ => {
+                        let lifetime = cur.leaf.not_after - cur.leaf.not_before;
+                        let before = crate::renew::plan::threshold(
+                            lifetime,
+                            c.renew_before.or(config.renewal.renew_before),
+                        );
+                        Some((cur.leaf.not_after - before).unix_timestamp())
+                    }
+                };
                 fresh.insert(
                     c.name().to_string(),
                     CertificateMetric {
@@ -32,6 +45,8 @@ pub(crate) fn refresh_certificates(config: &Config, metrics: &Shared) {
                         not_before: cur.leaf.not_before.unix_timestamp(),
                         serial: cur.leaf.serial.clone(),
                         issuer: cur.leaf.issuer.clone(),
+                        version: cur.lineage.version,
+                        renewal_due_at,
                         ..prev
                     },
                 );

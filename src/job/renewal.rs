@@ -76,11 +76,20 @@ pub(crate) async fn renewal_check(
                 let c = m.certificates.entry(r.name.clone()).or_default();
                 c.last_renewal_ok = Some(true);
                 c.last_success_at = Some(now);
+                // Planned anew for the new certificate.
+                c.renewal_due_at = None;
             }
             for f in &o.failed {
                 let c = m.certificates.entry(f.name.clone()).or_default();
                 c.last_renewal_ok = Some(false);
                 c.last_failure_at = Some(now);
+                // Still due: the next check tries again.
+                c.renewal_due_at = Some(now);
+            }
+            for n in &o.not_due {
+                if let Some(c) = m.certificates.get_mut(&n.name) {
+                    c.renewal_due_at = Some(n.due_at.unix_timestamp());
+                }
             }
         }
         super::refresh_certificates(config, metrics);

@@ -85,6 +85,23 @@ fn check_status_page_in_chromium(port: u16, site_port: u16, dir: &std::path::Pat
     );
     let text = json.to_string();
     assert!(!text.contains("PRIVATE KEY"), "{text}");
+    // The lineage issued at start: version 1, renewed ok, renewed next at
+    // the next scheduled check or later, once it is due.
+    let d1 = &json["lineages"][0];
+    assert_eq!(d1["name"], "d1", "{json}");
+    assert_eq!(d1["version"], 1, "{json}");
+    assert_eq!(d1["last_renewal"], "ok", "{json}");
+    let next = d1["next_renewal"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json}"));
+    let check = json["next_renewal_check"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json}"));
+    assert!(
+        json["generated"].as_str().is_some_and(|now| check > now),
+        "{json}"
+    );
+    assert!(next >= check, "{json}");
     if !common::have("chromium") {
         return;
     }
@@ -120,7 +137,12 @@ fn check_status_page_in_chromium(port: u16, site_port: u16, dir: &std::path::Pat
     };
     let dom = run("--dump-dom");
     assert!(dom.contains("<h1>certkeep status</h1>"), "{dom}");
-    assert!(dom.contains("<td>d1</td>"), "{dom}");
+    assert!(dom.contains("<td>d1</td><td>1</td>"), "{dom}");
+    assert!(dom.contains("<th>Next renewal</th>"), "{dom}");
+    // Shown as "YYYY-MM-DD HH:MM" (UTC).
+    let shown = format!("<td>{} {}</td>", &next[..10], &next[11..16]);
+    assert!(dom.contains(&shown), "{shown} not in {dom}");
+    assert!(dom.contains(">ok at "), "{dom}");
     assert!(
         dom.contains(&format!("https://site.test:{site_port}")),
         "{dom}"
