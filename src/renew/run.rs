@@ -14,7 +14,7 @@ pub(crate) use super::outcome::{Failed, Failure, NotDue, Outcome, Renewed, RunPr
 use super::plan::{self, Decision, Facts, Reason};
 use super::state::LineageStates;
 use crate::cert::{self, CertFacts};
-use crate::config::{CertificateConfig, Config};
+use crate::config::{CertificateConfig, Config, RenewalConfig};
 use crate::store::lock::{self, LockError, StoreLock};
 use crate::store::{Current, Store, StoreError};
 
@@ -67,7 +67,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
         dry_run: opts.dry_run,
         ..Outcome::default()
     };
-    let _lock = prepare(config, &store, opts.dry_run).await?;
+    let _lock = prepare(&config.renewal, &store, opts.dry_run).await?;
     let (mut ari_state, mut states) = if opts.dry_run {
         (AriStore::default(), LineageStates::in_memory())
     } else {
@@ -92,10 +92,10 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
         }
     }
     if !opts.dry_run && !opts.force {
-        refresh_ari(config, &mut ca, &current, &mut ari_state, now).await;
+        refresh_ari(&config.renewal, &mut ca, &current, &mut ari_state, now).await;
     }
     let work = plan_work(
-        config,
+        &config.renewal,
         opts,
         &store,
         &current,
@@ -238,7 +238,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunE
 /// Takes the store lock and cleans up after an interrupted run. A dry run
 /// writes nothing, so it neither locks nor cleans the store.
 async fn prepare(
-    config: &Config,
+    renewal: &RenewalConfig,
     store: &Store,
     dry_run: bool,
 ) -> Result<Option<StoreLock>, RunError> {
@@ -246,22 +246,23 @@ async fn prepare(
         return Ok(None);
     }
     store.ensure_layout()?;
-    let l = lock::acquire(&store.state_dir(), config.renewal.lock_wait.get()).await?;
+    let l = lock::acquire(&store.state_dir(), renewal.lock_wait.get()).await?;
     for p in store.recover()? {
         tracing::info!(path = %p.display(), "removed a leftover of an interrupted run");
     }
     Ok(Some(l))
 }
 
-/// Fetches ARI windows where the stored one is missing or stale.
+/// Fetches ARI windows where the stored one is missing or stale, at most
+/// `[renewal] ari_concurrency` at a time.
 async fn refresh_ari(
-    config: &Config,
+    renewal: &RenewalConfig,
     ca: &mut Ca<'_>,
     current: &[(&CertificateConfig, Option<Current>)],
     ari_state: &mut AriStore,
     now: OffsetDateTime,
 ) {
-    if !config.renewal.ari {
+    if !renewal.ari {
         return;
     }
     let queries: Vec<ari::Query> = current
@@ -285,7 +286,7 @@ async fn refresh_ari(
     }
     match ca.client().await {
         Ok(cl) if cl.supports_ari => {
-            for (name, r) in ari::fetch(cl, queries, config.renewal.ari_concurrency).await {
+            for (name, r) in ari::fetch(cl, queries, renewal.ari_concurrency).await {
                 match r {
                     Ok(state) => ari_state.set(&name, state),
                     Err(e) => {
@@ -302,10 +303,11 @@ async fn refresh_ari(
     }
 }
 
-/// Decides, per lineage: order, deploy a stored version again, or not due.
+/// Decides, per lineage: order, deploy a stored version again, or not due;
+/// `[renewal] renew_before` applies where a certificate sets none.
 #[allow(clippy::too_many_arguments)]
 fn plan_work<'a>(
-    config: &Config,
+    renewal: &RenewalConfig,
     opts: &Options,
     store: &Store,
     current: &'a [(&'a CertificateConfig, Option<Current>)],
@@ -344,11 +346,11 @@ fn plan_work<'a>(
                         serial: &cur.leaf.serial,
                         cert_domains: &cur.leaf.sans,
                         wanted_domains: &wanted,
-                        renew_before: c.renew_before.or(config.renewal.renew_before),
+                        renew_before: c.renew_before.or(renewal.renew_before),
                         ari: ari_state
                             .windows
                             .get(c.name())
-                            .filter(|_| config.renewal.ari),
+                            .filter(|_| renewal.ari),
                         revoked: states.get(c.name()).is_revoked(&cur.leaf.serial),
                     },
                     now,
