@@ -78,7 +78,7 @@ pub async fn run(cli: Cli) -> u8 {
         },
         Command::Schedule { count } => match load(&cli) {
             Ok(c) => {
-                let (renew, probe) = crate::daemon::upcoming(&c, count);
+                let (renew, probe) = crate::daemon::upcoming(&c.daemon, count);
                 let fmt = |v: Vec<chrono::DateTime<chrono::Utc>>| {
                     v.iter()
                         .map(|t| t.to_rfc3339())

@@ -18,6 +18,8 @@ use chrono::{DateTime, Utc};
 use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::config::alert::AlertConfig;
+use crate::config::daemon::DaemonConfig;
 use crate::config::Config;
 use metrics::Shared;
 
@@ -30,18 +32,17 @@ struct Next {
     alerts: Option<DateTime<Utc>>,
 }
 
-fn next_alerts(c: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let every = crate::alert::upkeep_interval(&c.alert)?;
+fn next_alerts(c: &AlertConfig, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let every = crate::alert::upkeep_interval(c)?;
     Some(after + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::minutes(1)))
 }
 
-fn next_renew(c: &Config, after: DateTime<Utc>, metrics: &Shared) -> DateTime<Utc> {
+fn next_renew(c: &DaemonConfig, after: DateTime<Utc>, metrics: &Shared) -> DateTime<Utc> {
     let base = c
-        .daemon
         .renew_schedule
         .next_after(after)
         .unwrap_or(after + chrono::Duration::hours(12));
-    let next = schedule::with_jitter(base, c.daemon.renew_jitter.get(), rand::random::<f64>());
+    let next = schedule::with_jitter(base, c.renew_jitter.get(), rand::random::<f64>());
     schedule::cap_for_short_lived(next, after, shortest_lifetime(metrics))
 }
 
@@ -54,9 +55,8 @@ fn shortest_lifetime(metrics: &Shared) -> Option<chrono::Duration> {
         .min()
 }
 
-fn next_probe(c: &Config, after: DateTime<Utc>) -> DateTime<Utc> {
-    c.daemon
-        .probe_schedule
+fn next_probe(c: &DaemonConfig, after: DateTime<Utc>) -> DateTime<Utc> {
+    c.probe_schedule
         .next_after(after)
         .unwrap_or(after + chrono::Duration::minutes(15))
 }
@@ -269,10 +269,10 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
         renew: if config.daemon.renew_at_start {
             now
         } else {
-            next_renew(&config, now, &metrics)
+            next_renew(&config.daemon, now, &metrics)
         },
-        probe: next_probe(&config, now),
-        alerts: next_alerts(&config, now),
+        probe: next_probe(&config.daemon, now),
+        alerts: next_alerts(&config.alert, now),
     };
     jobs::record_alerts(&config.alerting(), &metrics);
     tracing::info!(
@@ -321,7 +321,7 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
         }
         let now = Utc::now();
         if now >= next.renew {
-            next.renew = next_renew(&config, now, &metrics);
+            next.renew = next_renew(&config.daemon, now, &metrics);
             if config.cluster.is_some() {
                 // Ordering through the cluster is not built yet: a node
                 // renewing on its own would fight the shared versions.
@@ -331,11 +331,11 @@ pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
             }
         }
         if now >= next.probe {
-            next.probe = next_probe(&config, now);
+            next.probe = next_probe(&config.daemon, now);
             running.start(Kind::Probe, &config, &metrics, &done_tx);
         }
         if next.alerts.is_some_and(|at| now >= at) {
-            next.alerts = next_alerts(&config, now);
+            next.alerts = next_alerts(&config.alert, now);
             running.start(Kind::Alerts, &config, &metrics, &done_tx);
         }
         status(&next, &metrics, &config);
@@ -375,9 +375,9 @@ fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Sha
             *config = new;
             let now = Utc::now();
             jobs::refresh_certificates(config, metrics);
-            next.renew = next_renew(config, now, metrics);
-            next.probe = next_probe(config, now);
-            next.alerts = next_alerts(config, now);
+            next.renew = next_renew(&config.daemon, now, metrics);
+            next.probe = next_probe(&config.daemon, now);
+            next.alerts = next_alerts(&config.alert, now);
             tracing::info!(
                 "configuration reloaded from {}; next renewal check {}, next probe {}",
                 path.display(),
@@ -418,10 +418,13 @@ fn watchdog() -> Option<AbortOnDrop> {
 }
 
 /// The next `n` run times of each schedule, for `certkeep schedule`.
-pub(crate) fn upcoming(config: &Config, n: usize) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+pub(crate) fn upcoming(
+    daemon: &DaemonConfig,
+    n: usize,
+) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
     let now = Utc::now();
     (
-        config.daemon.renew_schedule.upcoming(now, n),
-        config.daemon.probe_schedule.upcoming(now, n),
+        daemon.renew_schedule.upcoming(now, n),
+        daemon.probe_schedule.upcoming(now, n),
     )
 }
