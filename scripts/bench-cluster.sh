@@ -192,10 +192,11 @@ done
 $CK --config "$B/node-a/certkeep.toml" cluster init >/dev/null
 KEY=$PREFIX/nodes/v1/lineage/bench.test/current
 # The watcher: each new version of the lineage, timestamped on arrival.
-( ETCDCTL_API=3 etcdctl --endpoints="$ENDPOINTS" watch "$KEY" | while IFS= read -r line; do
+# (etcdctl's own pid is kept: when it stops, the loop ends with it.)
+{ ETCDCTL_API=3 etcdctl --endpoints="$ENDPOINTS" watch "$KEY" & echo $! > "$B/run/watch.pid"; wait; } |
+  while IFS= read -r line; do
     case $line in '{'*) echo "$(now) $(echo "$line" | sed -n 's/.*"serial":"\([0-9a-f]*\)".*/\1/p')" ;; esac
-  done >> "$B/run/versions" ) &
-echo $! > "$B/run/watch.pid"
+  done >> "$B/run/versions" &
 touch "$B/run/versions"
 for n in "${NODES[@]}"; do
   $CK --config "$B/node-$n/certkeep.toml" run --log-format plain >"$B/run/node-$n.log" 2>&1 &
@@ -330,8 +331,9 @@ for k in $(seq 1 "$N"); do
   $CK --config "$B/agent-$k/certkeep.toml" run --log-format plain >"$B/run/agent-$k.log" 2>&1 &
   echo $! > "$B/run/agent-$k.pid"
 done
-# Count-only reads (no values): the bench's own reads stay small beside the agents'.
-count() { ctl get --prefix "$1" --count-only -w fields | awk '/"Count"/ { print $3 }'; }
+# Reads of one key with the range's total count (etcdctl 3.4 has no
+# --count-only): the bench's own reads stay small beside the agents'.
+count() { ctl get --prefix "$1" --limit 1 -w json 2>/dev/null | grep -o '"count":[0-9]*' | cut -d: -f2 || echo 0; }
 want=$((N * M)); got=0; deadline=$(( $(date +%s) + ${BOUND:-900} )); maxload=0
 while [ "$(date +%s)" -lt "$deadline" ]; do
   got=$(count "$PREFIX/scale/v1/deploy/")
