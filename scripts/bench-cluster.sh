@@ -328,7 +328,7 @@ done
 echo "load average before starting the agents: $(load)"
 m0=$(metrics); q0=$(methods); t=$(now)
 for k in $(seq 1 "$N"); do
-  $CK --config "$B/agent-$k/certkeep.toml" run --log-format plain >"$B/run/agent-$k.log" 2>&1 &
+  $CK --config "$B/agent-$k/certkeep.toml" run -v --log-format plain >"$B/run/agent-$k.log" 2>&1 &
   echo $! > "$B/run/agent-$k.pid"
 done
 # Reads of one key with the range's total count (etcdctl 3.4 has no
@@ -356,6 +356,6 @@ echo "etcd over ${IDLE} s idle with $N agents: $(delta "$m0" "$m1")"
 echo "  unary calls by method: $(method_delta "$q0" "$q1")"
 echo "load average: $(load)"
 logs() { cat "$B"/run/agent-*.log; }
-echo "agent log lines at ERROR: $(logs | grep -c ' ERROR ' || true); lease losses: $(logs | grep -c 'lease expired\|considered lost\|lease was lost' || true); session restarts: $(logs | grep -c 'retrying in' || true); full reads of the lineages: $(logs | grep -c 'syncing every lineage' || true)"
+echo "agent log lines at ERROR: $(logs | grep -c ' ERROR ' || true); lease losses: $(logs | grep -c 'lease expired\|considered lost\|lease was lost' || true); session restarts: $(logs | grep -c 'retrying in' || true); reads of every lineage: $(logs | grep -c 'syncing every lineage' || true) (one per agent start)"
 stop_agents
 fi
