@@ -174,6 +174,8 @@ self_check_connect = "127.0.0.1"
 [nginx]
 test_command = ["nginx", "-t", "-q", "-c", "$d/nginx/nginx.conf", "-p", "$d/nginx"]
 reload_command = ["nginx", "-s", "reload", "-c", "$d/nginx/nginx.conf", "-p", "$d/nginx"]
+[renewal]
+ari = false                    # renewals timed by renew_before (Pebble's ARI window is days)
 [daemon]
 renew_schedule = "*/2 * * * * *"
 [[certificate]]
