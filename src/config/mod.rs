@@ -24,8 +24,8 @@ pub use sections::{
 pub use slices::AlertSettings;
 pub use types::{
     parse_domain, parse_duration, parse_identifier, url_host, validate_lineage_name, Command,
-    Domain, Email, HostPort, HumanDuration, KeyType, LineageName, ProfileName, RenewBefore, Secret,
-    TimeLeft, Url,
+    Domain, Email, HostName, HostPort, HumanDuration, KeyType, LineageName, ProfileName,
+    RenewBefore, Secret, TimeLeft, Url,
 };
 
 pub(crate) use resolve::{is_letsencrypt, SHORTLIVED};

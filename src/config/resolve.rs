@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::probe::ProbeConfig;
 use super::sections::{self, AcmeConfig, EabConfig, RawAcme, RawConfig};
-use super::types::{HumanDuration, Secret};
+use super::types::{HostName, HumanDuration, Secret};
 use super::{Settings, LETSENCRYPT_DIRECTORY};
 use crate::probe::Target;
 
@@ -492,7 +492,13 @@ fn resolve_targets(cfg: &RawConfig) -> Result<Vec<Target>, Located> {
             Target::parse(&e.url).map_err(|err| here("url", format!("[[endpoint]] {err}")))?;
         if let Some(c) = &e.connect {
             t.connect = Some(c.clone());
-            t.connect_address().map_err(|err| {
+            let (host, _) = t.connect_address().map_err(|err| {
+                here(
+                    "connect",
+                    format!("[[endpoint]] {:?}: connect: {err}", e.url),
+                )
+            })?;
+            HostName::parse(&host).map_err(|err| {
                 here(
                     "connect",
                     format!("[[endpoint]] {:?}: connect: {err}", e.url),

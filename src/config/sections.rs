@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::types::{
-    Command, Domain, Email, HostPort, HumanDuration, KeyType, LineageName, ProfileName, Secret,
-    TimeLeft, Url,
+    Command, Domain, Email, HostName, HostPort, HumanDuration, KeyType, LineageName, ProfileName,
+    Secret, TimeLeft, Url,
 };
 use super::{LETSENCRYPT_DIRECTORY, LETSENCRYPT_STAGING_DIRECTORY};
 pub use crate::acme::profile::{ProfileMode, WantedProfile};
@@ -318,7 +318,7 @@ pub struct CertificateConfig {
     /// `host:port` to confirm the served certificate after a reload.
     pub endpoint: Option<HostPort>,
     /// TLS name to send when confirming; the first domain by default.
-    pub endpoint_sni: Option<String>,
+    pub endpoint_sni: Option<HostName>,
     /// Check after a reload that the endpoint serves the new certificate.
     #[serde(default = "yes")]
     pub confirm: bool,
@@ -373,8 +373,9 @@ impl CertificateConfig {
     /// (for an IP address no SNI is sent; the address is the name checked).
     pub fn confirm_sni(&self) -> String {
         self.endpoint_sni
-            .clone()
-            .unwrap_or_else(|| self.first_domain().to_string())
+            .as_ref()
+            .map_or(self.first_domain(), HostName::as_str)
+            .to_string()
     }
 
     /// `host:port` to confirm after reload; the first domain on 443 by

@@ -451,3 +451,38 @@ fn ip_certificates_at_lets_encrypt_need_the_shortlived_profile() {
     let c = parse(MIN).unwrap();
     assert!(c.warnings.is_empty());
 }
+
+#[test]
+fn tls_names_and_connect_hosts_are_checked_at_load() {
+    let cert = |extra: &str| {
+        format!("[[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = \"/var/www/certbot\"\n{extra}\n")
+    };
+    let (line, column, message) = err(&cert("endpoint_sni = \"bad name!\""));
+    assert_eq!((line, column), (5, 16), "{message}");
+    assert!(
+        message.contains("\"bad name!\" is neither a DNS name nor an IP address"),
+        "{message}"
+    );
+    let (line, column, message) = err(&cert("endpoint = \"bad host!:443\""));
+    assert_eq!((line, column), (5, 12), "{message}");
+    assert!(message.contains("\"bad host!\" is neither"), "{message}");
+    let (line, column, message) =
+        err("[[endpoint]]\nurl = \"https://a.test\"\nconnect = \"bad host!:443\"\n");
+    assert_eq!((line, column), (3, 11), "{message}");
+    assert!(
+        message.contains("connect: \"bad host!\" is neither"),
+        "{message}"
+    );
+    // DNS names (one label too) and addresses of either family load.
+    let ok = parse(&format!(
+        "{}\n[[endpoint]]\nurl = \"https://a.test\"\nconnect = \"nginx-1\"\n\n[[endpoint]]\nurl = \"https://b.test\"\nconnect = \"[::1]:8443\"\n",
+        cert("endpoint = \"127.0.0.1:8443\"\nendpoint_sni = \"www.a.test\"")
+    ))
+    .unwrap();
+    assert_eq!(ok.certificates[0].confirm_sni(), "www.a.test");
+    assert_eq!(ok.certificates[0].confirm_endpoint(), "127.0.0.1:8443");
+    assert_eq!(
+        ok.probe_targets[1].connect_address().unwrap(),
+        ("::1".to_string(), 8443)
+    );
+}

@@ -633,6 +633,37 @@ impl fmt::Display for KeyType {
     }
 }
 
+/// A host named in TLS or connected to: a DNS name or an IP address, as
+/// rustls accepts it for SNI (checked at load, not when first used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostName(String);
+
+impl HostName {
+    pub fn parse(s: &str) -> Result<HostName, String> {
+        rustls_pki_types::ServerName::try_from(s).map_err(|_| {
+            format!("{s:?} is neither a DNS name nor an IP address; write e.g. \"www.example.com\" or \"127.0.0.1\"")
+        })?;
+        Ok(HostName(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HostName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HostName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `host:port` with a port from 1 to 65535 (IPv6 in brackets: `[::1]:443`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPort {
@@ -650,6 +681,7 @@ impl HostPort {
         if host.is_empty() {
             return Err(format!("{s:?} has no host"));
         }
+        HostName::parse(host)?;
         Ok(HostPort {
             host: host.to_string(),
             port,

@@ -347,10 +347,7 @@ fn plan_work<'a>(
                         cert_domains: &cur.leaf.sans,
                         wanted_domains: &wanted,
                         renew_before: c.renew_before.or(renewal.renew_before),
-                        ari: ari_state
-                            .windows
-                            .get(c.name())
-                            .filter(|_| renewal.ari),
+                        ari: ari_state.windows.get(c.name()).filter(|_| renewal.ari),
                         revoked: states.get(c.name()).is_revoked(&cur.leaf.serial),
                     },
                     now,

@@ -10,6 +10,24 @@ use common::assert_exit;
 /// Positions are counted by hand: 1-based, columns in characters.
 const BAD: &[(&str, &str, &str, &str)] = &[
     (
+        "endpoint_sni that is not a DNS name",
+        "[[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = \"/var/www/certbot\"\nendpoint_sni = \"bad name!\"\n",
+        "5:16",
+        "neither a DNS name nor an IP address",
+    ),
+    (
+        "certificate endpoint whose host is not a DNS name",
+        "[[certificate]]\nname = \"a\"\ndomains = [\"a.test\"]\nwebroot = \"/var/www/certbot\"\nendpoint = \"bad host!:443\"\n",
+        "5:12",
+        "neither a DNS name nor an IP address",
+    ),
+    (
+        "endpoint connect host that is not a DNS name",
+        "[[endpoint]]\nurl = \"https://a.test\"\nconnect = \"bad host!:443\"\n",
+        "3:11",
+        "neither a DNS name nor an IP address",
+    ),
+    (
         "endpoint policy that does not exist",
         "store = \"/var/lib/certkeep\"\n\n[[endpoint]]\nurl = \"https://a.test\"\npolicy = \"nosuch\"\n",
         "5:10",
