@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -193,18 +192,7 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
             .unwrap(),
     );
     let pid = child.id();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
+    let (log, reader) = common::collect_stderr(&mut child);
     let notes = Arc::new(Mutex::new(Vec::<String>::new()));
     let listener = {
         let notes = notes.clone();
@@ -404,18 +392,7 @@ fn daemon_alerts_when_its_renewal_check_cannot_run() {
             .spawn()
             .unwrap(),
     );
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
+    let (log, reader) = common::collect_stderr(&mut child);
     // renew_at_start: the first check runs at once and cannot use the store.
     let start = Instant::now();
     while receiver.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
@@ -474,18 +451,7 @@ fn sighup_with_a_bad_reference_keeps_the_old_configuration() {
             .unwrap(),
     );
     let pid = child.0.id();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.0.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
+    let (log, reader) = common::collect_stderr(&mut child.0);
     let count = |s: &str| log.lock().unwrap().matches(s).count();
     let dump = || log.lock().unwrap().clone();
     wait_until(

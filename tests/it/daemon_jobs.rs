@@ -6,9 +6,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::silent::SilentPeer;
@@ -85,18 +83,7 @@ webroot = {webroot:?}
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
+    let (log, reader) = common::collect_stderr(&mut child);
     let logged = |s: &str| log.lock().unwrap().matches(s).count();
     let metrics = || {
         reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
@@ -231,18 +218,7 @@ webroot = {webroot:?}
             .spawn()
             .unwrap(),
     );
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = log.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        })
-    };
+    let (log, reader) = common::collect_stderr(&mut child);
     // The CA refuses connections: the run backs off, again and again.
     let start = Instant::now();
     while log.lock().unwrap().matches("retrying").count() < 3 {

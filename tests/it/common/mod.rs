@@ -356,3 +356,33 @@ pub fn in_target_order(
     }
     slots.into_iter().flatten().collect()
 }
+
+/// Collects `child`'s stderr, line by line, into a shared string while it
+/// runs; join the handle after the child exits to have all of it.
+pub fn collect_stderr(
+    child: &mut std::process::Child,
+) -> (
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::BufRead;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child
+        .stderr
+        .take()
+        .expect("child started with stderr piped");
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        })
+    };
+    (log, reader)
+}
