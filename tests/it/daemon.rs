@@ -339,16 +339,7 @@ fn daemon_notifies_renews_serves_metrics_reloads_and_stops() {
     // SIGTERM: exits 0, promptly.
     let start = Instant::now();
     signal(pid, "TERM");
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "did not stop within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_exit(&mut child, start, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     listener.join().unwrap();
     reader.join().unwrap();
@@ -491,16 +482,7 @@ fn sighup_with_a_bad_reference_keeps_the_old_configuration() {
     );
     signal(pid, "TERM");
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "did not stop within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_exit(&mut child.0, start, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     reader.join().unwrap();
 }

@@ -386,3 +386,23 @@ pub fn collect_stderr(
     };
     (log, reader)
 }
+
+/// Waits for `child` to exit, polling; fails the test when it still runs
+/// `bound` after `start`.
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    start: std::time::Instant,
+    bound: std::time::Duration,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < bound,
+            "did not stop within {} s",
+            bound.as_secs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
