@@ -9,6 +9,7 @@
 #
 #   scripts/bench-probe.sh [N...]        default: 1 100 1000
 #   CONCURRENCY=64 PARALLEL=64 SAMPLE=10 BB_SEQ_MAX=N scripts/bench-probe.sh 10000
+#   CERTKEEP=path/to/certkeep scripts/bench-probe.sh 10000   (no build; e.g. an older binary)
 #
 # Needs nginx, sslscan, openssl (to make the benchmark's own certificate),
 # prometheus-blackbox-exporter, python3 and GNU time (/usr/bin/time, Debian
@@ -32,8 +33,12 @@ done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-(cd "$root" && cargo build --release --quiet)
-certkeep=$target/release/certkeep
+if [ -n "${CERTKEEP:-}" ]; then
+    certkeep=$CERTKEEP # a binary built already (say which build in the kept output)
+else
+    (cd "$root" && cargo build --release --locked --quiet)
+    certkeep=$target/release/certkeep
+fi
 
 work=$(mktemp -d /tmp/certkeep-bench.XXXXXX)
 chmod 755 "$work"
@@ -210,7 +215,7 @@ ratio() { echo "scale=2; $1 / $2" | bc 2>/dev/null || echo "-"; }
 echo "# scripts/bench-probe.sh ${SIZES[*]}: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), kernel $(uname -r)"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine: other builds and tests run beside this)"
-echo "# certkeep $("$certkeep" --version | awk '{print $2}') (release), concurrency $CONCURRENCY; $(prometheus-blackbox-exporter --version 2>&1 | head -1 | awk '{print "blackbox_exporter", $3}'), $PARALLEL scrapes at once in the parallel runs; $(sslscan --version 2>&1 | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1 | sed 's/^/sslscan /'), sample $sample names"
+echo "# certkeep $("$certkeep" --version | awk '{print $2}') ($certkeep), concurrency $CONCURRENCY; $(prometheus-blackbox-exporter --version 2>&1 | head -1 | awk '{print "blackbox_exporter", $3}'), $PARALLEL scrapes at once in the parallel runs; $(sslscan --version 2>&1 | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1 | sed 's/^/sslscan /'), sample $sample names"
 echo
 echo "| N | certkeep full probe: wall | per host | peak RSS | CPU | not ok | certkeep without port-80 check: wall | per host | sslscan protocols only, per host | sslscan full scan, per host | ratio sslscan protocols / certkeep full, per host |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
