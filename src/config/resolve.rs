@@ -177,6 +177,7 @@ pub(crate) fn resolve(raw: RawConfig) -> Result<(Settings, Vec<Located>), Locate
     parse_domains(&mut raw.certificates)?;
     check_certificates(&raw.certificates)?;
     check_ip_profiles(&raw.certificates, &acme, &mut warnings)?;
+    check_profile_modes(&acme, &raw.certificates)?;
     check_probe(&raw.probe)?;
     if let Some(c) = &raw.cluster {
         // The cluster checks know their values' spans; a value left at its
@@ -469,6 +470,37 @@ fn check_ip_profiles(
             IpProfile::Fine => {}
             IpProfile::Warn(m) => warnings.push(located(m)),
             IpProfile::Refuse(m) => return Err(located(m)),
+        }
+    }
+    Ok(())
+}
+
+/// A `profile_mode` that applies to no `profile` is an error: a
+/// `"required"` that silently requires nothing would order the CA's default
+/// certificate while the file promises otherwise.
+fn check_profile_modes(
+    acme: &AcmeConfig,
+    certs: &[sections::CertificateConfig],
+) -> Result<(), Located> {
+    if acme.profile_mode.is_some()
+        && acme.profile.is_none()
+        && !certs.iter().any(|c| c.profile.is_some())
+    {
+        return Err(at(
+            [k("acme"), k("profile_mode")],
+            "[acme] profile_mode is set but no profile is: add profile = \"NAME\" to [acme] (or to a [[certificate]]), or remove profile_mode".into(),
+        ));
+    }
+    for (n, c) in certs.iter().enumerate() {
+        if c.profile_mode.is_some() && c.profile.is_none() && acme.profile.is_none() {
+            return Err(Located {
+                path: vec![k("certificate"), i(n), k("profile_mode")],
+                message: format!(
+                    "certificate {:?}: profile_mode is set but no profile is (neither here nor in [acme]): add profile = \"NAME\", or remove profile_mode",
+                    c.name()
+                ),
+                offset: None,
+            });
         }
     }
     Ok(())

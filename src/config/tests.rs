@@ -486,3 +486,36 @@ fn tls_names_and_connect_hosts_are_checked_at_load() {
         ("::1".to_string(), 8443)
     );
 }
+
+#[test]
+fn a_profile_mode_without_a_profile_is_an_error_where_it_is_written() {
+    let cert = "[[certificate]]\nname = \"a\"\ndomains = [\"a.example\"]\nwebroot = \"/w\"\n";
+    // [acme] profile_mode, and no profile anywhere.
+    let text = format!("[acme]\nprofile_mode = \"required\"\n\n{cert}");
+    let (line, col, msg) = err(&text);
+    assert_eq!((line, col), (2, 16), "points at the value");
+    assert!(
+        msg.contains("[acme] profile_mode is set but no profile is"),
+        "{msg}"
+    );
+    let shown = parse(&text).unwrap_err().to_string();
+    assert!(shown.starts_with("t.toml:2:16: "), "{shown}");
+    // A certificate's own profile_mode with no profile for it.
+    let (line, col, msg) = err(&format!("{cert}profile_mode = \"preferred\"\n"));
+    assert_eq!((line, col), (5, 16));
+    assert!(
+        msg.contains("certificate \"a\": profile_mode is set but no profile is"),
+        "{msg}"
+    );
+    // Either is fine once a profile applies: [acme] profile_mode for the
+    // certificates with their own profile, a certificate's mode for the
+    // [acme] profile.
+    parse(&format!(
+        "[acme]\nprofile_mode = \"required\"\n\n{cert}profile = \"shortlived\"\n"
+    ))
+    .unwrap();
+    parse(&format!(
+        "[acme]\nprofile = \"tlsserver\"\n\n{cert}profile_mode = \"required\"\n"
+    ))
+    .unwrap();
+}
