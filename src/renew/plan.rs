@@ -7,7 +7,10 @@
 //!    current certificate: due once the time chosen inside the window has
 //!    come (a window that had already started when fetched means now).
 //! 3. Otherwise: due when `renew_before` of the lifetime is left (default 1/3,
-//!    1/2 for lifetimes under 10 days).
+//!    1/2 for lifetimes under 10 days). For a short-lived certificate (under
+//!    10 days) a fixed `renew_before` is capped at half the lifetime: a
+//!    "30d" written for 90-day certificates would make a 6-day certificate
+//!    due from the moment it is issued, an order at every check.
 //!
 //! Whatever ARI says, a certificate with under 1/10 of its lifetime left (or
 //! already expired) is due: a CA that never opens a window must not let it lapse.
@@ -196,9 +199,19 @@ impl Decision {
     }
 }
 
+/// A certificate living less than this is short-lived (Let's Encrypt's
+/// `shortlived` profile issues about 6 days): renewed at half its lifetime,
+/// fixed thresholds capped, and the daemon looks at it every few hours.
+pub(crate) const SHORT_LIVED: Duration = Duration::days(10);
+
+/// Whether a certificate of this lifetime is short-lived.
+pub(crate) fn is_short_lived(lifetime: Duration) -> bool {
+    lifetime < SHORT_LIVED
+}
+
 /// The default share of the lifetime left at which to renew.
 pub(crate) fn default_fraction(lifetime: Duration) -> f64 {
-    if lifetime < Duration::days(10) {
+    if is_short_lived(lifetime) {
         0.5
     } else {
         1.0 / 3.0
@@ -207,11 +220,16 @@ pub(crate) fn default_fraction(lifetime: Duration) -> f64 {
 
 /// How long before expiry the threshold rule renews.
 pub(crate) fn threshold(lifetime: Duration, renew_before: Option<RenewBefore>) -> Duration {
+    let default =
+        Duration::seconds((lifetime.whole_seconds() as f64 * default_fraction(lifetime)) as i64);
     match renew_before {
-        Some(b) => Duration::seconds(b.seconds_of(lifetime.whole_seconds())),
-        None => {
-            Duration::seconds((lifetime.whole_seconds() as f64 * default_fraction(lifetime)) as i64)
+        // A fixed time is capped at the default (half the lifetime) for a
+        // short-lived certificate: "30d" would otherwise order at every check.
+        Some(b) if !b.is_fraction() && is_short_lived(lifetime) => {
+            Duration::seconds(b.seconds_of(lifetime.whole_seconds())).min(default)
         }
+        Some(b) => Duration::seconds(b.seconds_of(lifetime.whole_seconds())),
+        None => default,
     }
 }
 

@@ -314,3 +314,96 @@ fn only_a_usable_stored_version_is_deployed_again() {
         "expired"
     );
 }
+
+#[test]
+fn a_fixed_renew_before_is_capped_at_half_a_short_lifetime() {
+    let days = |d: u64| crate::config::TimeLeft::duration(StdDuration::from_secs(d * 86_400)).ok();
+    let mut c = Case::new(6);
+    // "30d", written for 90-day certificates: without the cap a 6-day
+    // certificate would be due from the moment it is issued.
+    c.renew_before = days(30);
+    assert!(!c.decide_at(T0).is_due());
+    assert_eq!(c.due_from(), T0 + Duration::days(3));
+    // Under half the lifetime it is kept: "1d" renews at day 5.
+    c.renew_before = days(1);
+    assert_eq!(c.due_from(), T0 + Duration::days(5));
+    // Fractions are kept as written.
+    c.renew_before = Some(crate::config::TimeLeft::fraction(0.75).unwrap());
+    assert_eq!(c.due_from(), T0 + Duration::seconds(6 * 86_400 / 4));
+    // From 10 days up a fixed time is as written, however long.
+    let mut c = Case::new(10);
+    c.renew_before = days(30);
+    assert!(c.decide_at(T0).is_due());
+}
+
+/// One 6-day certificate after another for 30 days, over an injected clock:
+/// the daemon's checks (a daily `renew_schedule`, capped at 4 hours for
+/// short-lived certificates), the renewal plan, the probe's default expiry
+/// levels and the default alert thresholds. Each certificate is renewed at
+/// the first check from day 3 on, once; the served certificate never
+/// reaches a probe warning or an alert threshold.
+#[test]
+fn six_day_certificates_over_a_month_of_checks() {
+    use crate::daemon::schedule::{cap_for_short_lived, Cron};
+    use crate::probe::grade::Policy;
+    let chrono_at = |t: OffsetDateTime| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp(t.unix_timestamp(), 0).unwrap()
+    };
+    let time_at = |t: chrono::DateTime<chrono::Utc>| {
+        OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap()
+    };
+    let daily: Cron = "0 3 * * *".parse().unwrap();
+    let policy = Policy::default();
+    let alerts = crate::alert::config::AlertConfig::default();
+    let d = domains(&["a.example"]);
+    let lifetime = Duration::days(6);
+    let (mut not_before, mut serial) = (T0, 1u32);
+    let mut renewed_at = Vec::new();
+    let mut now = T0;
+    let end = T0 + Duration::days(30);
+    while now < end {
+        let serial_hex = format!("{serial:02x}");
+        let facts = Facts {
+            not_before,
+            not_after: not_before + lifetime,
+            serial: &serial_hex,
+            cert_domains: &d,
+            wanted_domains: &d,
+            renew_before: None,
+            ari: None,
+            revoked: false,
+        };
+        if decide(&facts, now).is_due() {
+            renewed_at.push(now - not_before);
+            not_before = now;
+            serial += 1;
+        }
+        // What a probe between now and the next check sees at worst: the
+        // served certificate just before the next check.
+        let next = time_at(cap_for_short_lived(
+            daily.next_after(chrono_at(now)).unwrap(),
+            chrono_at(now),
+            Some(chrono::Duration::days(6)),
+        ));
+        assert!(next - now <= Duration::hours(4), "checks 4 hours apart at most");
+        let life = lifetime.whole_seconds();
+        let left = (not_before + lifetime - next).whole_seconds();
+        assert!(
+            left > policy.warning_before.seconds_of(life),
+            "a probe would warn at {left}s left"
+        );
+        assert_eq!(alerts.expiry_threshold(left / 86_400, 6), None, "{left}s left");
+        now = next;
+    }
+    // Checks fall at 03:00 (the schedule), then 07:00, 11:00, 15:00, 19:00,
+    // 23:00 (the cap): the first certificate, due at day 3 00:00, is renewed
+    // at the 03:00 check; each later one, issued at a check, is due exactly
+    // 3 days on, at a check too. 9 renewals in 30 days.
+    assert_eq!(renewed_at.len(), 9, "{renewed_at:?}");
+    assert!(
+        renewed_at
+            .iter()
+            .all(|d| *d >= Duration::days(3) && *d < Duration::days(3) + Duration::hours(4)),
+        "{renewed_at:?}"
+    );
+}
