@@ -131,6 +131,21 @@ pub fn threshold_seconds(b: TimeLeft, lifetime: i64) -> i64 {
     b.seconds_of(lifetime)
 }
 
+/// The expiry level `b` for a certificate living `lifetime` seconds, or the
+/// level's default fraction `default` when `b` is a fixed time of half the
+/// lifetime or more: every certificate of that lifetime would cross it
+/// before its renewal (a "14d" warning against a 6-day certificate would
+/// warn from the moment it is issued). The alerts' fixed thresholds follow
+/// the same rule.
+pub fn level_seconds(b: TimeLeft, default: TimeLeft, lifetime: i64) -> i64 {
+    let s = b.seconds_of(lifetime);
+    if !b.is_fraction() && s.saturating_mul(2) >= lifetime {
+        default.seconds_of(lifetime)
+    } else {
+        s
+    }
+}
+
 /// Whole days from `now` to `t`, rounded down (negative once past): the one
 /// computation behind `days_left` and every "in N days" / "N days ago".
 pub fn days_left(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
@@ -349,8 +364,9 @@ fn expiry(c: &CertInfo, policy: &Policy, now: OffsetDateTime) -> Check {
     } else {
         "serve the CA's current intermediate (a fresh fullchain.pem)"
     };
-    let crit = threshold_seconds(policy.critical_before, lifetime);
-    let warn = threshold_seconds(policy.warning_before, lifetime);
+    let defaults = Policy::default();
+    let crit = level_seconds(policy.critical_before, defaults.critical_before, lifetime);
+    let warn = level_seconds(policy.warning_before, defaults.warning_before, lifetime);
     let leaf_note = if first == 0 {
         String::new()
     } else {

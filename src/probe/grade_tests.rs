@@ -108,6 +108,62 @@ fn healthy_endpoint_is_ok() {
     );
 }
 
+/// Fixed levels written for 90-day certificates ("14d", "7d") against a
+/// 6-day one: the default fractions apply instead (warning at 2 days left,
+/// critical at 1), so a certificate at 3 days left, due for renewal, is not
+/// critical and a fresh one does not warn. A fixed level under half the
+/// lifetime is kept.
+#[test]
+fn fixed_levels_of_half_the_lifetime_or_more_fall_back_to_fractions() {
+    let fixed = |warn: u64, crit: u64| {
+        Policy::default().with(&PolicyConfig {
+            warning_before: Some(
+                crate::config::TimeLeft::duration(Duration::from_secs(warn * 86_400)).unwrap(),
+            ),
+            critical_before: Some(
+                crate::config::TimeLeft::duration(Duration::from_secs(crit * 86_400)).unwrap(),
+            ),
+            ..PolicyConfig::default()
+        })
+    };
+    let long_levels = fixed(14, 7);
+    for (left, want) in [
+        (6, Verdict::Ok),
+        (5, Verdict::Ok),
+        (3, Verdict::Ok),
+        (2, Verdict::Warning),
+        (1, Verdict::Critical),
+    ] {
+        let mut f = good();
+        f.certificate = Some(cert(6, left));
+        let (_, c) = run(&f, &long_levels);
+        assert_eq!(verdict_of(&c, "expiry"), want, "6-day, {left} days left: {c:?}");
+    }
+    // "2d" is a third of 6 days: kept, so with "14d" replaced by 1/3 (2
+    // days) the warning level meets it; "1d" critical likewise.
+    let short_levels = fixed(2, 1);
+    for (left, want) in [(3, Verdict::Ok), (2, Verdict::Warning), (1, Verdict::Critical)] {
+        let mut f = good();
+        f.certificate = Some(cert(6, left));
+        assert_eq!(verdict_of(&run(&f, &short_levels).1, "expiry"), want, "{left}");
+    }
+    // A 90-day certificate keeps "14d" and "7d" as written.
+    for (left, want) in [(15, Verdict::Ok), (14, Verdict::Warning), (7, Verdict::Critical)] {
+        let mut f = good();
+        f.certificate = Some(cert(90, left));
+        assert_eq!(verdict_of(&run(&f, &long_levels).1, "expiry"), want, "90-day {left}");
+    }
+    assert_eq!(
+        level_seconds(
+            crate::config::TimeLeft::duration(Duration::from_secs(3 * 86_400)).unwrap(),
+            crate::config::TimeLeft::one_in(3),
+            6 * 86_400
+        ),
+        2 * 86_400,
+        "exactly half the lifetime falls back"
+    );
+}
+
 #[test]
 fn expiry_thresholds_scale_with_lifetime() {
     let p = Policy::default();
