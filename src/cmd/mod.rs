@@ -78,20 +78,32 @@ pub async fn run(cli: Cli) -> u8 {
         },
         Command::Schedule { count } => match load(&cli) {
             Ok(c) => {
-                let (renew, probe) = crate::daemon::upcoming(&c.daemon, count);
-                let fmt = |v: Vec<chrono::DateTime<chrono::Utc>>| {
+                let up = crate::daemon::upcoming(&c, count);
+                let fmt = |v: &[chrono::DateTime<chrono::Utc>]| {
                     v.iter()
                         .map(|t| t.to_rfc3339())
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
+                let cap = match up.short_lived {
+                    Some(l) => format!(
+                        ", at most {} apart while a certificate is short-lived (the shortest lives {})",
+                        humantime::format_duration(
+                            crate::daemon::schedule::SHORT_LIVED_MAX_GAP
+                                .to_std()
+                                .unwrap_or_default()
+                        ),
+                        crate::renew::plan::human(time::Duration::seconds(l.num_seconds()))
+                    ),
+                    None => String::new(),
+                };
                 println!(
-                    "renewal check ({}, plus up to {} random delay): {}",
+                    "renewal check ({}{cap}, plus up to {} random delay): {}",
                     c.daemon.renew_schedule,
                     humantime::format_duration(c.daemon.renew_jitter.get()),
-                    fmt(renew)
+                    fmt(&up.renew)
                 );
-                println!("probe ({}): {}", c.daemon.probe_schedule, fmt(probe));
+                println!("probe ({}): {}", c.daemon.probe_schedule, fmt(&up.probe));
                 EXIT_OK
             }
             Err(code) => code,

@@ -417,14 +417,26 @@ fn watchdog() -> Option<AbortOnDrop> {
     })))
 }
 
+/// What `certkeep schedule` shows.
+pub(crate) struct Upcoming {
+    /// Renewal checks as the daemon runs them (short-lived cap included,
+    /// before the random delay).
+    pub renew: Vec<DateTime<Utc>>,
+    pub probe: Vec<DateTime<Utc>>,
+    /// The shortest lifetime among the live certificates, when it is
+    /// short-lived (the renewal checks are capped for it).
+    pub short_lived: Option<chrono::Duration>,
+}
+
 /// The next `n` run times of each schedule, for `certkeep schedule`.
-pub(crate) fn upcoming(
-    daemon: &DaemonConfig,
-    n: usize,
-) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+pub(crate) fn upcoming(config: &Config, n: usize) -> Upcoming {
     let now = Utc::now();
-    (
-        daemon.renew_schedule.upcoming(now, n),
-        daemon.probe_schedule.upcoming(now, n),
-    )
+    let metrics: Shared = Arc::new(Mutex::new(metrics::Metrics::default()));
+    jobs::refresh_certificates(config, &metrics);
+    let shortest = shortest_lifetime(&metrics);
+    Upcoming {
+        renew: schedule::effective_renewals(&config.daemon.renew_schedule, now, n, shortest),
+        probe: config.daemon.probe_schedule.upcoming(now, n),
+        short_lived: shortest.filter(|l| *l < schedule::SHORT_LIVED),
+    }
 }

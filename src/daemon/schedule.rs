@@ -76,10 +76,11 @@ impl Cron {
     }
 }
 
-/// `next` delayed by `jitter * r`, `r` in [0, 1).
 /// A certificate whose lifetime is under this is short-lived (Let's
-/// Encrypt's `shortlived` profile issues about 6 days).
-pub(crate) const SHORT_LIVED: chrono::Duration = chrono::Duration::days(10);
+/// Encrypt's `shortlived` profile issues about 6 days); the renewal plan
+/// uses the same bound.
+pub(crate) const SHORT_LIVED: chrono::Duration =
+    chrono::Duration::seconds(crate::renew::plan::SHORT_LIVED.whole_seconds());
 
 /// The longest gap between renewal checks while any live certificate is
 /// short-lived, whatever `renew_schedule` says: a 6-day certificate is
@@ -101,6 +102,28 @@ pub(crate) fn cap_for_short_lived(
     }
 }
 
+/// The next `n` renewal checks after `after` as the daemon runs them
+/// (before its random delay): `schedule`, capped for short-lived
+/// certificates. What `certkeep schedule` prints.
+pub(crate) fn effective_renewals(
+    schedule: &Cron,
+    after: DateTime<Utc>,
+    n: usize,
+    shortest_lifetime: Option<chrono::Duration>,
+) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::with_capacity(n);
+    let mut t = after;
+    for _ in 0..n {
+        let scheduled = schedule
+            .next_after(t)
+            .unwrap_or(t + chrono::Duration::hours(12));
+        t = cap_for_short_lived(scheduled, t, shortest_lifetime);
+        out.push(t);
+    }
+    out
+}
+
+/// `next` delayed by `jitter * r`, `r` in [0, 1).
 pub(crate) fn with_jitter(
     next: DateTime<Utc>,
     jitter: std::time::Duration,
@@ -184,6 +207,34 @@ mod tests {
             checks += 1;
         }
         assert_eq!(checks, 36);
+    }
+
+    #[test]
+    fn the_effective_renewal_times_include_the_short_lived_cap() {
+        let daily: Cron = "0 3 * * *".parse().unwrap();
+        let now = at(6, 0, 0);
+        let next_day = |h: u32| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
+        // No short-lived certificate: the schedule as written.
+        assert_eq!(
+            effective_renewals(&daily, now, 2, Some(chrono::Duration::days(90))),
+            vec![
+                next_day(3),
+                Utc.with_ymd_and_hms(2026, 3, 3, 3, 0, 0).unwrap()
+            ]
+        );
+        // A 6-day certificate: every 4 hours, and the 03:00 check still
+        // comes when it falls inside a gap.
+        assert_eq!(
+            effective_renewals(&daily, now, 6, Some(chrono::Duration::days(6))),
+            vec![
+                at(10, 0, 0),
+                at(14, 0, 0),
+                at(18, 0, 0),
+                at(22, 0, 0),
+                next_day(2),
+                next_day(3)
+            ]
+        );
     }
 
     #[test]

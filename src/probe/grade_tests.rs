@@ -137,21 +137,41 @@ fn fixed_levels_of_half_the_lifetime_or_more_fall_back_to_fractions() {
         let mut f = good();
         f.certificate = Some(cert(6, left));
         let (_, c) = run(&f, &long_levels);
-        assert_eq!(verdict_of(&c, "expiry"), want, "6-day, {left} days left: {c:?}");
+        assert_eq!(
+            verdict_of(&c, "expiry"),
+            want,
+            "6-day, {left} days left: {c:?}"
+        );
     }
     // "2d" is a third of 6 days: kept, so with "14d" replaced by 1/3 (2
     // days) the warning level meets it; "1d" critical likewise.
     let short_levels = fixed(2, 1);
-    for (left, want) in [(3, Verdict::Ok), (2, Verdict::Warning), (1, Verdict::Critical)] {
+    for (left, want) in [
+        (3, Verdict::Ok),
+        (2, Verdict::Warning),
+        (1, Verdict::Critical),
+    ] {
         let mut f = good();
         f.certificate = Some(cert(6, left));
-        assert_eq!(verdict_of(&run(&f, &short_levels).1, "expiry"), want, "{left}");
+        assert_eq!(
+            verdict_of(&run(&f, &short_levels).1, "expiry"),
+            want,
+            "{left}"
+        );
     }
     // A 90-day certificate keeps "14d" and "7d" as written.
-    for (left, want) in [(15, Verdict::Ok), (14, Verdict::Warning), (7, Verdict::Critical)] {
+    for (left, want) in [
+        (15, Verdict::Ok),
+        (14, Verdict::Warning),
+        (7, Verdict::Critical),
+    ] {
         let mut f = good();
         f.certificate = Some(cert(90, left));
-        assert_eq!(verdict_of(&run(&f, &long_levels).1, "expiry"), want, "90-day {left}");
+        assert_eq!(
+            verdict_of(&run(&f, &long_levels).1, "expiry"),
+            want,
+            "90-day {left}"
+        );
     }
     assert_eq!(
         level_seconds(

@@ -385,14 +385,21 @@ fn six_day_certificates_over_a_month_of_checks() {
             chrono_at(now),
             Some(chrono::Duration::days(6)),
         ));
-        assert!(next - now <= Duration::hours(4), "checks 4 hours apart at most");
+        assert!(
+            next - now <= Duration::hours(4),
+            "checks 4 hours apart at most"
+        );
         let life = lifetime.whole_seconds();
         let left = (not_before + lifetime - next).whole_seconds();
         assert!(
             left > policy.warning_before.seconds_of(life),
             "a probe would warn at {left}s left"
         );
-        assert_eq!(alerts.expiry_threshold(left / 86_400, 6), None, "{left}s left");
+        assert_eq!(
+            alerts.expiry_threshold(left / 86_400, 6),
+            None,
+            "{left}s left"
+        );
         now = next;
     }
     // Checks fall at 03:00 (the schedule), then 07:00, 11:00, 15:00, 19:00,
