@@ -529,7 +529,10 @@ async fn locked(
                 got.version.privkey.as_bytes(),
             )
             .map_err(|e| e.to_string())?,
-        profile: None,
+        // The profile the order asked for (the CA's default: None), as
+        // single-host issuance records it; every node keeps it in its
+        // store's state when it installs this version.
+        profile: got.profile.clone(),
         ordered_by: node.to_string(),
         written_at: OffsetDateTime::now_utc(),
     };

@@ -96,6 +96,15 @@ pub fn version_from_store(
     let live = store.live_dir(name);
     let privkey = read(live.join("privkey.pem"))?;
     let sealed_key = key.seal(&lineage_seal_name(name), version, privkey.as_bytes())?;
+    // The profile the local version was ordered with, when recorded: an
+    // unreadable state file only loses that label.
+    let profile = crate::renew::state::LineageStates::load(store)
+        .ok()
+        .and_then(|s| {
+            s.get(name)
+                .profile(current.lineage.version)
+                .map(str::to_string)
+        });
     Ok(Some(VersionRecord {
         version,
         serial: current.leaf.serial.clone(),
@@ -105,7 +114,7 @@ pub fn version_from_store(
         cert: read(live.join("cert.pem"))?,
         chain: read(live.join("chain.pem"))?,
         sealed_key,
-        profile: None,
+        profile,
         ordered_by: node.to_string(),
         written_at: now,
     }))

@@ -75,6 +75,9 @@ fn install(
             rec.version
         )
     })?;
+    let mut states = crate::renew::state::LineageStates::load(store).map_err(|e| e.to_string())?;
+    states.ordered(name, version, rec.profile.as_deref());
+    states.save().map_err(|e| e.to_string())?;
     store.activate(name, version).map_err(|e| e.to_string())?;
     Ok(previous)
 }

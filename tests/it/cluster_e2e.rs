@@ -1126,3 +1126,66 @@ fn a_node_left_behind_is_named_once_after_the_lag_bound_and_resolved_once() {
     );
     c.stop_all();
 }
+
+/// The lineage's ACME profile goes with a cluster order as with a single
+/// host: the order the fault proxy records asks for it, the shared version
+/// in etcd names it, and every node's `certificates` shows it after
+/// installing that version.
+#[test]
+fn a_cluster_order_asks_for_the_lineages_profile_and_every_node_records_it() {
+    let Some(mut c) = Cluster::start() else {
+        return;
+    };
+    let proxy =
+        common::fault_proxy::FaultProxy::start(&c.bed.nodes[0].dir.join("proxy"), &c.bed.pebble);
+    proxy.advertise_profiles(&[
+        ("classic", "The same profile you're accustomed to"),
+        ("shortlived", "valid for about 6 days"),
+    ]);
+    for i in 0..3 {
+        let certs = c.bed.cert_block(
+            i,
+            "site",
+            &["site.test"],
+            "confirm = false\nprofile = \"shortlived\"\nprofile_mode = \"required\"",
+        );
+        c.configure(i, &certs, "* * * * * *", None);
+        // Every node talks to the CA through the proxy.
+        let path = &c.bed.nodes[i].config;
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace(&c.bed.pebble.directory, &proxy.directory)
+            .replace(
+                &c.bed.pebble.api_ca.display().to_string(),
+                &proxy.ca_bundle.display().to_string(),
+            );
+        std::fs::write(path, text).unwrap();
+    }
+    c.init();
+    c.start_all();
+    c.wait_deployed("site", 1, &[0, 1, 2], Duration::from_secs(90));
+    let created: Vec<Option<String>> = proxy
+        .orders()
+        .into_iter()
+        .filter(|o| o.status == 201)
+        .map(|o| o.profile)
+        .collect();
+    assert_eq!(
+        created,
+        vec![Some("shortlived".to_string())],
+        "{}",
+        c.logs()
+    );
+    assert_eq!(c.current("site").expect("v1")["profile"], "shortlived");
+    c.stop_all();
+    for i in 0..3 {
+        let out = c.bed.certkeep(i, &["certificates", "--json"]);
+        common::assert_exit(&out, 0);
+        let list: Value = serde_json::from_slice(&out.stdout).expect("certificates --json");
+        assert_eq!(
+            list[0]["profile"], "shortlived",
+            "node {}: {list}",
+            NODES[i]
+        );
+    }
+}
