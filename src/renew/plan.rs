@@ -12,6 +12,9 @@
 //!    "30d" written for 90-day certificates would make a 6-day certificate
 //!    due from the moment it is issued, an order at every check.
 //!
+//! A window that ends after the certificate expires is not followed (the
+//! lifetime rule decides): it cannot be meant for that certificate.
+//!
 //! Whatever ARI says, a certificate with under 1/10 of its lifetime left (or
 //! already expired) is due: a CA that never opens a window must not let it lapse.
 
@@ -100,6 +103,16 @@ pub(crate) fn choose_in_window(
     }
     let span = (end - start).whole_seconds().max(0) as f64;
     start + Duration::seconds((span * r.clamp(0.0, 0.999_999)) as i64)
+}
+
+/// Whether an ARI window can be followed for a certificate expiring at
+/// `not_after`. A window that ends after the certificate expires cannot be
+/// meant for it: Pebble answers one day either side of its ideal point
+/// whatever the lifetime, a window that opened before a short-lived
+/// certificate was even issued, which would have it renewed at every check.
+/// The lifetime rule decides instead.
+pub(crate) fn usable_window(a: &AriState, not_after: OffsetDateTime) -> bool {
+    a.window_start <= a.window_end && a.window_end <= not_after
 }
 
 /// Whether to ask the CA for a fresh ARI window now.
@@ -258,7 +271,10 @@ pub(crate) fn decide(f: &Facts<'_>, now: OffsetDateTime) -> Decision {
     if left <= lifetime / 10 || left <= Duration::ZERO {
         return Decision::Due(Reason::NearExpiry { left });
     }
-    if let Some(a) = f.ari.filter(|a| a.serial == f.serial) {
+    if let Some(a) = f
+        .ari
+        .filter(|a| a.serial == f.serial && usable_window(a, f.not_after))
+    {
         return if now >= a.renew_at {
             Decision::Due(Reason::AriWindow {
                 window_start: a.window_start,

@@ -206,9 +206,10 @@ fn ari_for_another_certificate_is_ignored() {
 #[test]
 fn near_expiry_wins_over_a_late_ari_window() {
     let mut c = Case::new(90);
+    // Inside the lifetime, but past the 1/10 mark (day 81).
     c.ari = Some(ari(
-        T0 + Duration::days(100),
-        T0 + Duration::days(101),
+        T0 + Duration::days(88),
+        T0 + Duration::days(89),
         T0,
         0.5,
     ));
@@ -413,4 +414,49 @@ fn six_day_certificates_over_a_month_of_checks() {
             .all(|d| *d >= Duration::days(3) && *d < Duration::days(3) + Duration::hours(4)),
         "{renewed_at:?}"
     );
+}
+
+/// Pebble's answer for a 1-minute certificate: one day either side of the
+/// ideal point, so the window opened a day before the certificate was
+/// issued and ends a day after it expires. Followed, it would renew at
+/// every check; the lifetime rule decides instead. A window inside the
+/// lifetime, and one wholly in the past (a revocation), are followed.
+#[test]
+fn an_ari_window_ending_after_expiry_is_not_followed() {
+    let mut c = Case::new(0);
+    c.lifetime = Duration::seconds(59);
+    let ideal = T0 + Duration::seconds(39);
+    c.ari = Some(ari(
+        ideal - Duration::days(1),
+        ideal + Duration::days(1),
+        T0,
+        0.3,
+    ));
+    assert_eq!(
+        c.decide_at(T0 + Duration::seconds(1)),
+        Decision::NotDue {
+            at: T0 + Duration::seconds(30),
+            basis: "threshold"
+        }
+    );
+    assert!(matches!(
+        c.decide_at(T0 + Duration::seconds(30)),
+        Decision::Due(Reason::Threshold { .. })
+    ));
+    // Inside the lifetime: followed.
+    let mut c = Case::new(6);
+    c.ari = Some(ari(T0 + Duration::days(4), T0 + Duration::days(5), T0, 0.0));
+    assert_eq!(
+        c.decide_at(T0 + Duration::days(3)),
+        Decision::NotDue {
+            at: T0 + Duration::days(4),
+            basis: "ARI"
+        }
+    );
+    // Wholly in the past: now.
+    c.ari = Some(ari(T0 - Duration::days(2), T0 - Duration::days(1), T0, 0.0));
+    assert!(matches!(
+        c.decide_at(T0 + Duration::hours(1)),
+        Decision::Due(Reason::AriWindow { .. })
+    ));
 }

@@ -284,11 +284,31 @@ async fn refresh_ari(
     if queries.is_empty() {
         return;
     }
+    let expires: std::collections::BTreeMap<String, OffsetDateTime> = current
+        .iter()
+        .filter_map(|(c, cur)| {
+            cur.as_ref()
+                .map(|cur| (c.name().to_string(), cur.leaf.not_after))
+        })
+        .collect();
     match ca.client().await {
         Ok(cl) if cl.supports_ari => {
             for (name, r) in ari::fetch(cl, queries, renewal.ari_concurrency).await {
                 match r {
-                    Ok(state) => ari_state.set(&name, state),
+                    Ok(state) => {
+                        if let Some(na) = expires.get(&name) {
+                            if !plan::usable_window(&state, *na) {
+                                tracing::warn!(
+                                    certificate = %name,
+                                    "the CA's renewal window (ARI) {} .. {} ends after the certificate expires ({}); renewing by the lifetime rule instead",
+                                    plan::date(state.window_start),
+                                    plan::date(state.window_end),
+                                    plan::date(*na)
+                                );
+                            }
+                        }
+                        ari_state.set(&name, state)
+                    }
                     Err(e) => {
                         tracing::warn!(certificate = %name, "ARI look-up failed, using the lifetime threshold: {e}")
                     }
