@@ -20,6 +20,7 @@ fn bed() -> Option<Bed> {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
+        ..PebbleOptions::default()
     })
 }
 
@@ -323,4 +324,41 @@ fn an_order_refused_because_another_account_owns_the_certificate_is_sent_without
     );
     assert!(out.contains("the CA refused `replaces`"), "{out}");
     assert!(out.contains("did not request the certificate"), "{out}");
+}
+
+/// A CA whose directory has no `renewalInfo` gets no `replaces`: the
+/// renewal is ordered as a plain new order.
+#[test]
+fn without_ari_in_the_directory_no_replaces_is_sent() {
+    let Some(bed) = bed() else { return };
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    std::fs::write(
+        &bed.config,
+        format!(
+            "{}{}",
+            head(&bed, &proxy, ""),
+            block(&bed, "plain", &["plain.test"], "")
+        ),
+    )
+    .unwrap();
+    assert_exit(&bed.certkeep(&["issue", "plain"]), 0);
+    proxy.hide_ari();
+    let out = bed.certkeep(&["renew", "--force"]);
+    assert_exit(&out, 0);
+    let order = last_order(&proxy);
+    assert_eq!(
+        (order.replaces, order.status),
+        (false, 201),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        proxy
+            .log()
+            .iter()
+            .all(|s| !s.path.to_ascii_lowercase().contains("renewalinfo")),
+        "no ARI request either: {:?}",
+        proxy.log()
+    );
+    assert_eq!(listing(&bed)[0]["version"], 2);
 }

@@ -72,6 +72,8 @@ struct State {
     fault: Fault,
     /// Profiles (name, description) put in the directory's `meta.profiles`.
     profiles: Option<Vec<(String, String)>>,
+    /// Leave `renewalInfo` out of the directory (a CA without ARI).
+    hide_ari: bool,
     /// Answered to the next new-order requests that carry `replaces`.
     refuse_replaces: Vec<Refusal>,
     orders: Vec<NewOrderSeen>,
@@ -189,6 +191,7 @@ impl FaultProxy {
         let state = Arc::new(Mutex::new(State {
             fault: Fault::Pass,
             profiles: None,
+            hide_ari: false,
             refuse_replaces: Vec::new(),
             orders: Vec::new(),
             only: None,
@@ -254,6 +257,12 @@ impl FaultProxy {
                 .map(|(n, d)| (n.to_string(), d.to_string()))
                 .collect(),
         );
+    }
+
+    /// Leaves `renewalInfo` out of the directory from now on, as a CA
+    /// without ARI (RFC 9773) would.
+    pub fn hide_ari(&self) {
+        self.state.lock().unwrap().hide_ari = true;
     }
 
     /// Answers each of the next new-order requests that carry `replaces`
@@ -367,12 +376,22 @@ impl Ctx {
         });
     }
 
-    /// Puts the advertised profiles into a directory document.
+    /// Puts the advertised profiles into a directory document, and takes
+    /// `renewalInfo` out when ARI is hidden.
     fn with_profiles(&self, body: Vec<u8>) -> Vec<u8> {
-        let Some(profiles) = self.state.lock().unwrap().profiles.clone() else {
-            return body;
+        let (profiles, hide_ari) = {
+            let s = self.state.lock().unwrap();
+            (s.profiles.clone(), s.hide_ari)
         };
         let mut dir: serde_json::Value = serde_json::from_slice(&body).expect("directory JSON");
+        if hide_ari {
+            if let Some(d) = dir.as_object_mut() {
+                d.remove("renewalInfo");
+            }
+        }
+        let Some(profiles) = profiles else {
+            return serde_json::to_vec(&dir).expect("directory JSON");
+        };
         let map: serde_json::Map<String, serde_json::Value> = profiles
             .into_iter()
             .map(|(n, d)| (n, serde_json::Value::String(d)))
