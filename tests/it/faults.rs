@@ -18,6 +18,7 @@ fn bed() -> Option<Bed> {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
+        ..PebbleOptions::default()
     })
 }
 

@@ -37,6 +37,7 @@ mod prometheus_rules;
 mod renew;
 mod renew_alerts;
 mod secrets;
+mod short_lived;
 mod staging;
 mod stalls;
 mod store;

@@ -15,6 +15,9 @@ pub struct PebbleOptions {
     pub authz_reuse: u8,
     /// External account binding required, with this (key id, base64url HMAC key).
     pub eab: Option<(String, String)>,
+    /// Lifetime of the certificates Pebble issues, in seconds
+    /// (`certificateValidityPeriod`; Pebble's default is 5 years).
+    pub validity_secs: Option<u64>,
 }
 
 impl Default for PebbleOptions {
@@ -23,6 +26,7 @@ impl Default for PebbleOptions {
             nonce_reject: 5,
             authz_reuse: 0,
             eab: None,
+            validity_secs: None,
         }
     }
 }
@@ -80,6 +84,10 @@ impl Pebble {
             "externalAccountBindingRequired": opts.eab.is_some(),
             "externalAccountMACKeys": opts.eab.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
         }});
+        let mut config = config;
+        if let Some(secs) = opts.validity_secs {
+            config["pebble"]["certificateValidityPeriod"] = serde_json::json!(secs);
+        }
         std::fs::write(dir.join("pebble.json"), config.to_string()).expect("write");
         let log = dir.join("pebble.log");
         // Both run in `dir`, so a leftover process can be traced to its test
