@@ -616,7 +616,6 @@ fn order_timeout_ends_the_wait_for_a_ca_that_never_validates() {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
-        ..common::PebbleOptions::default()
     }) else {
         return;
     };
@@ -699,7 +698,6 @@ fn ari_look_ups_run_ari_concurrency_at_a_time() {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
-        ..common::PebbleOptions::default()
     }) else {
         return;
     };
@@ -801,7 +799,6 @@ fn a_renewal_order_names_the_certificate_it_replaces() {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
-        ..common::PebbleOptions::default()
     }) else {
         return;
     };

@@ -41,7 +41,6 @@ fn sigkill_at_random_moments_never_breaks_a_lineage() {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
-        ..PebbleOptions::default()
     }) else {
         return;
     };

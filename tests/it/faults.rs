@@ -18,7 +18,6 @@ fn bed() -> Option<Bed> {
         nonce_reject: 0,
         authz_reuse: 0,
         eab: None,
-        ..PebbleOptions::default()
     })
 }
 

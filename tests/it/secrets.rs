@@ -71,7 +71,6 @@ fn no_secret_reaches_stdout_or_stderr_at_trace_level() {
         nonce_reject: 5,
         authz_reuse: 0,
         eab: Some(("kid-1".into(), hmac.clone())),
-        ..PebbleOptions::default()
     }) else {
         return;
     };

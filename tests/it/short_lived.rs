@@ -31,11 +31,13 @@ fn dates(path: &std::path::Path) -> (OffsetDateTime, OffsetDateTime) {
 /// probe finds nothing to warn about and no alert is sent.
 #[test]
 fn a_daemon_renews_each_short_lived_certificate_once_at_half_its_lifetime_without_alerts() {
-    let Some(bed) = Bed::start(PebbleOptions {
-        nonce_reject: 0,
-        validity_secs: Some(LIFETIME as u64),
-        ..PebbleOptions::default()
-    }) else {
+    let Some(bed) = Bed::start_with_validity(
+        PebbleOptions {
+            nonce_reject: 0,
+            ..PebbleOptions::default()
+        },
+        Some(LIFETIME as u64),
+    ) else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

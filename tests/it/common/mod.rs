@@ -102,6 +102,12 @@ pub struct Bed {
 impl Bed {
     /// Starts Pebble and nginx; `None` (test skipped) when they are not installed.
     pub fn start(opts: PebbleOptions) -> Option<Bed> {
+        Self::start_with_validity(opts, None)
+    }
+
+    /// Like `start`, with Pebble issuing certificates valid `validity_secs`
+    /// seconds.
+    pub fn start_with_validity(opts: PebbleOptions, validity_secs: Option<u64>) -> Option<Bed> {
         if !(have("pebble") && have("pebble-challtestsrv") && have("nginx")) {
             return None;
         }
@@ -110,7 +116,12 @@ impl Bed {
         std::fs::create_dir_all(&webroot).expect("webroot");
         std::fs::set_permissions(&webroot, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let nginx = Nginx::start(&dir.path().join("nginx"), &webroot);
-        let pebble = Pebble::start(&dir.path().join("pebble"), nginx.http_port, opts);
+        let pebble = Pebble::start_with_validity(
+            &dir.path().join("pebble"),
+            nginx.http_port,
+            opts,
+            validity_secs,
+        );
         let staging = fault_proxy::FaultProxy::start_as_pebble(&pebble);
         let store = dir.path().join("store");
         let config = dir.path().join("certkeep.toml");

@@ -15,9 +15,6 @@ pub struct PebbleOptions {
     pub authz_reuse: u8,
     /// External account binding required, with this (key id, base64url HMAC key).
     pub eab: Option<(String, String)>,
-    /// Lifetime of the certificates Pebble issues, in seconds
-    /// (`certificateValidityPeriod`; Pebble's default is 5 years).
-    pub validity_secs: Option<u64>,
 }
 
 impl Default for PebbleOptions {
@@ -26,7 +23,6 @@ impl Default for PebbleOptions {
             nonce_reject: 5,
             authz_reuse: 0,
             eab: None,
-            validity_secs: None,
         }
     }
 }
@@ -49,6 +45,17 @@ pub struct Pebble {
 
 impl Pebble {
     pub fn start(dir: &Path, http_port: u16, opts: PebbleOptions) -> Pebble {
+        Self::start_with_validity(dir, http_port, opts, None)
+    }
+
+    /// Like `start`, issuing certificates valid `validity_secs` seconds
+    /// (Pebble's `certificateValidityPeriod`; its default is 5 years).
+    pub fn start_with_validity(
+        dir: &Path,
+        http_port: u16,
+        opts: PebbleOptions,
+        validity_secs: Option<u64>,
+    ) -> Pebble {
         std::fs::create_dir_all(dir).expect("pebble dir");
         // Pebble's API certificate, from a throwaway CA.
         let ca_key = rcgen::KeyPair::generate().expect("key");
@@ -85,7 +92,7 @@ impl Pebble {
             "externalAccountMACKeys": opts.eab.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
         }});
         let mut config = config;
-        if let Some(secs) = opts.validity_secs {
+        if let Some(secs) = validity_secs {
             config["pebble"]["certificateValidityPeriod"] = serde_json::json!(secs);
         }
         std::fs::write(dir.join("pebble.json"), config.to_string()).expect("write");
