@@ -74,12 +74,15 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// Mozilla "intermediate": TLS 1.2 + 1.3; HSTS >= 1 year; warning at 1/3
+    /// Mozilla "intermediate": TLS 1.2 + 1.3; HSTS >= 1 year; warning at 1/4
     /// of the lifetime left, critical at 1/6; RSA >= 2048; HTTP on port 80.
+    /// The warning sits below the default renewal point (1/3, or 1/2 under
+    /// 10 days), so a certificate waiting for its next renewal check (up to
+    /// 12 hours away) is not reported: only one that missed its renewal.
     fn default() -> Self {
         Self {
             protocols: [ProtocolName::Tls12, ProtocolName::Tls13].into(),
-            warning_before: TimeLeft::one_in(3),
+            warning_before: TimeLeft::one_in(4),
             critical_before: TimeLeft::one_in(6),
             min_rsa_bits: 2048,
             hsts_missing: Severity::Critical,

@@ -109,7 +109,7 @@ fn healthy_endpoint_is_ok() {
 }
 
 /// Fixed levels written for 90-day certificates ("14d", "7d") against a
-/// 6-day one: the default fractions apply instead (warning at 2 days left,
+/// 6-day one: the default fractions apply instead (warning at 1.5 days left,
 /// critical at 1), so a certificate at 3 days left, due for renewal, is not
 /// critical and a fresh one does not warn. A fixed level under half the
 /// lifetime is kept.
@@ -131,7 +131,7 @@ fn fixed_levels_of_half_the_lifetime_or_more_fall_back_to_fractions() {
         (6, Verdict::Ok),
         (5, Verdict::Ok),
         (3, Verdict::Ok),
-        (2, Verdict::Warning),
+        (2, Verdict::Ok),
         (1, Verdict::Critical),
     ] {
         let mut f = good();
@@ -143,8 +143,9 @@ fn fixed_levels_of_half_the_lifetime_or_more_fall_back_to_fractions() {
             "6-day, {left} days left: {c:?}"
         );
     }
-    // "2d" is a third of 6 days: kept, so with "14d" replaced by 1/3 (2
-    // days) the warning level meets it; "1d" critical likewise.
+    // "2d" is a third of 6 days: kept (under half the lifetime), so it
+    // warns at 2 days left where the default 1/4 would not; "1d" critical
+    // likewise.
     let short_levels = fixed(2, 1);
     for (left, want) in [
         (3, Verdict::Ok),
@@ -176,10 +177,10 @@ fn fixed_levels_of_half_the_lifetime_or_more_fall_back_to_fractions() {
     assert_eq!(
         level_seconds(
             crate::config::TimeLeft::duration(Duration::from_secs(3 * 86_400)).unwrap(),
-            crate::config::TimeLeft::one_in(3),
+            crate::config::TimeLeft::one_in(4),
             6 * 86_400
         ),
-        2 * 86_400,
+        36 * 3_600,
         "exactly half the lifetime falls back"
     );
 }
@@ -190,17 +191,19 @@ fn expiry_thresholds_scale_with_lifetime() {
     // (lifetime days, days left, expected)
     let cases = [
         (90, 60, Verdict::Ok),
-        (90, 31, Verdict::Ok),
-        (90, 30, Verdict::Warning),
+        (90, 30, Verdict::Ok),
+        (90, 23, Verdict::Ok),
+        (90, 22, Verdict::Warning),
         (90, 16, Verdict::Warning),
         (90, 15, Verdict::Critical),
         (90, 0, Verdict::Critical),
         (90, -1, Verdict::Critical),
         (6, 5, Verdict::Ok),
-        (6, 2, Verdict::Warning),
+        (6, 2, Verdict::Ok),
         (6, 1, Verdict::Critical),
         (365, 130, Verdict::Ok),
-        (365, 100, Verdict::Warning),
+        (365, 92, Verdict::Ok),
+        (365, 91, Verdict::Warning),
         (365, 60, Verdict::Critical),
     ];
     for (life, left, want) in cases {
@@ -209,6 +212,50 @@ fn expiry_thresholds_scale_with_lifetime() {
         let (_, c) = run(&f, &p);
         assert_eq!(verdict_of(&c, "expiry"), want, "{life}/{left}: {c:?}");
     }
+}
+
+/// A certificate at its default renewal point (1/3 left, 1/2 under 10
+/// days), or up to 12 hours past it waiting for the next renewal check, is
+/// not reported: the default warning (1/4) lies below the renewal point by
+/// more than that for every lifetime from 6 days up.
+#[test]
+fn a_certificate_at_its_renewal_point_grades_ok() {
+    let p = Policy::default();
+    for days in [6, 7, 9, 10, 30, 45, 90, 365, 398] {
+        let lifetime = time::Duration::days(days);
+        let due = crate::renew::plan::threshold(lifetime, None);
+        for left in [due, due - time::Duration::hours(12)] {
+            let mut c = cert(days, 0);
+            c.not_after = NOW + left;
+            c.not_before = c.not_after - lifetime;
+            c.earliest_expiry = c.not_after;
+            c.chain[0].not_before = c.not_before;
+            c.chain[0].not_after = c.not_after;
+            let mut f = good();
+            f.certificate = Some(c);
+            let (_, checks) = run(&f, &p);
+            assert_eq!(
+                verdict_of(&checks, "expiry"),
+                Verdict::Ok,
+                "{days}-day certificate, {left} left: {checks:?}"
+            );
+        }
+    }
+    // The 90-day renewal point is exactly 30 days, a third.
+    assert_eq!(
+        crate::renew::plan::threshold(time::Duration::days(90), None),
+        time::Duration::days(30)
+    );
+    // Exactly at the warning level (1/4: 22.5 days of 90) it warns.
+    let mut c = cert(90, 0);
+    c.not_after = NOW + time::Duration::hours(540);
+    c.not_before = c.not_after - time::Duration::days(90);
+    c.earliest_expiry = c.not_after;
+    c.chain[0].not_before = c.not_before;
+    c.chain[0].not_after = c.not_after;
+    let mut f = good();
+    f.certificate = Some(c);
+    assert_eq!(verdict_of(&run(&f, &p).1, "expiry"), Verdict::Warning);
 }
 
 #[test]
