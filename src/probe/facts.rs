@@ -128,6 +128,10 @@ pub struct Stored {
     pub matches: bool,
     /// Why the store could not be read.
     pub error: Option<String>,
+    /// When the newest version went live (the live link's time); None when
+    /// unknown.
+    #[serde(skip)]
+    pub live_since: Option<OffsetDateTime>,
 }
 
 /// Everything collected for one endpoint.

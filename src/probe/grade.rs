@@ -149,6 +149,34 @@ pub fn level_seconds(b: TimeLeft, default: TimeLeft, lifetime: i64) -> i64 {
     }
 }
 
+/// How long a newly switched live certificate may differ from the one served
+/// before the `served` check reports it: a deploy switches the live link
+/// first, then tests and reloads nginx and confirms the new serial (each
+/// bounded, the confirmation by `confirm_timeout`, 10 s by default), so a
+/// probe in between sees the old certificate served. A deploy that does
+/// not complete is reported by the renewal itself (and rolled back).
+pub const DEPLOY_GRACE: time::Duration = time::Duration::minutes(5);
+
+/// Whether a served certificate that is not the newest stored version counts
+/// as "renewed but not deployed" at `now`: only once the newest version has
+/// been live longer than `grace` (`live_since`: when its live link was
+/// made). An unknown time counts at once, and so does a time more than
+/// `grace` in the future (not a deploy in progress but a wrong clock or
+/// file time).
+pub fn undeployed_counts(
+    live_since: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    grace: time::Duration,
+) -> bool {
+    match live_since {
+        None => true,
+        Some(t) => {
+            let age = now - t;
+            age >= grace || age <= -grace
+        }
+    }
+}
+
 /// Whole days from `now` to `t`, rounded down (negative once past): the one
 /// computation behind `days_left` and every "in N days" / "N days ago".
 pub fn days_left(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
@@ -299,6 +327,20 @@ fn certificate(
                 "served",
                 Verdict::Ok,
                 format!("serves the newest stored version {} of {:?}", s.version.unwrap_or(0), s.certificate),
+            )
+        } else if !undeployed_counts(s.live_since, now, DEPLOY_GRACE) {
+            check(
+                "served",
+                Verdict::Ok,
+                format!(
+                    "serves serial {}; the newest stored version {} of {:?} (serial {}) went live {} s ago, under the {}-minute deploy grace, so it is not judged yet",
+                    c.serial,
+                    s.version.unwrap_or(0),
+                    s.certificate,
+                    s.serial.as_deref().unwrap_or("?"),
+                    s.live_since.map(|t| (now - t).whole_seconds()).unwrap_or(0),
+                    DEPLOY_GRACE.whole_minutes()
+                ),
             )
         } else {
             check(

@@ -565,6 +565,7 @@ fn served_versus_stored() {
         serial: version.map(|_| "02".into()),
         matches,
         error: error.map(String::from),
+        live_since: Some(NOW - time::Duration::hours(1)),
     };
     let cases = [
         (stored(true, Some(2), None), Verdict::Ok),
@@ -584,6 +585,61 @@ fn served_versus_stored() {
             assert!(c
                 .iter()
                 .any(|c| c.reason.contains("renewed but not deployed")));
+        }
+    }
+}
+
+/// A deploy switches the live link before nginx reloads: a probe in that
+/// gap sees the old certificate. Not reported while the switch is younger
+/// than the grace; reported from the grace on, or when the time is unknown
+/// or far in the future.
+#[test]
+fn a_fresh_switch_is_not_reported_until_the_grace_has_passed() {
+    let grace = time::Duration::minutes(5);
+    let at = |secs: i64| Some(NOW - time::Duration::seconds(secs));
+    for (live_since, counts) in [
+        (at(0), false),
+        (at(1), false),
+        (at(299), false),
+        (at(300), true),
+        (at(3_600), true),
+        (None, true),
+        (at(-60), false),
+        (at(-300), true),
+        (at(-86_400), true),
+    ] {
+        assert_eq!(
+            undeployed_counts(live_since, NOW, grace),
+            counts,
+            "{live_since:?}"
+        );
+    }
+    assert_eq!(DEPLOY_GRACE, grace, "the documented bound");
+    let stored = |age: i64, matches: bool| Stored {
+        certificate: "web".into(),
+        version: Some(2),
+        serial: Some("02".into()),
+        matches,
+        error: None,
+        live_since: at(age),
+    };
+    for (s, want) in [
+        (stored(10, false), Verdict::Ok),
+        (stored(299, false), Verdict::Ok),
+        (stored(300, false), Verdict::Warning),
+        (stored(10, true), Verdict::Ok),
+    ] {
+        let mut f = good();
+        f.stored = Some(s.clone());
+        let (_, c) = run(&f, &Policy::default());
+        assert_eq!(verdict_of(&c, "served"), want, "{s:?}");
+        let reason = &c.iter().find(|c| c.name == "served").unwrap().reason;
+        if !s.matches && want == Verdict::Ok {
+            assert!(
+                reason.contains("went live 10 s ago") || reason.contains("went live 299 s ago"),
+                "{reason}"
+            );
+            assert!(reason.contains("5-minute deploy grace"), "{reason}");
         }
     }
 }

@@ -585,6 +585,11 @@ fn stored(store: &Store, name: &str, served: &CertInfo) -> Stored {
             serial: Some(cur.leaf.serial.clone()),
             matches: cur.leaf.fingerprint == served.fingerprint_sha256,
             error: None,
+            live_since: store
+                .live_since(name)
+                .map_err(|e| tracing::debug!(certificate = name, error = %e, "no live time"))
+                .ok()
+                .map(OffsetDateTime::from),
         },
         Ok(None) => Stored {
             certificate: name.to_string(),
@@ -592,6 +597,7 @@ fn stored(store: &Store, name: &str, served: &CertInfo) -> Stored {
             serial: None,
             matches: false,
             error: None,
+            live_since: None,
         },
         Err(e) => Stored {
             certificate: name.to_string(),
@@ -599,6 +605,7 @@ fn stored(store: &Store, name: &str, served: &CertInfo) -> Stored {
             serial: None,
             matches: false,
             error: Some(e.to_string()),
+            live_since: None,
         },
     }
 }

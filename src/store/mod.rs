@@ -194,6 +194,17 @@ impl Store {
         }))
     }
 
+    /// When the live version of `name` was put in place: the modification
+    /// time of the `live/<name>/cert.pem` link itself (not of its target).
+    /// Every switch of the live set (certkeep's exchange of `live/<name>`,
+    /// certbot's relinking) creates that link anew.
+    pub fn live_since(&self, name: &str) -> Result<std::time::SystemTime, StoreError> {
+        let link = self.live_dir(name).join("cert.pem");
+        fs::symlink_metadata(&link)
+            .and_then(|m| m.modified())
+            .map_err(io_err("read the time of", &link))
+    }
+
     /// The live version of `name` with its leaf's facts (from cert.pem only:
     /// planning a run over many lineages reads nothing else).
     pub fn current(&self, name: &str) -> Result<Option<Current>, StoreError> {

@@ -371,7 +371,28 @@ fn renewed_but_not_deployed() {
         r[0]["certificate"]["not_after"]
     );
 
+    // Version 2 just went live and nginx has not reloaded yet: a deploy in
+    // progress, not reported within the 5-minute grace.
     assert_eq!(version("web"), 2);
+    let (code, r) = probe();
+    assert_eq!(code, 0, "{r:#?}");
+    let served = check(&r[0], "served");
+    assert_eq!(served["verdict"], "ok");
+    assert!(
+        served["reason"]
+            .as_str()
+            .unwrap()
+            .contains("under the 5-minute deploy grace"),
+        "{served}"
+    );
+    // The same, live for 6 minutes: renewed but not deployed.
+    let link = live.join("cert.pem");
+    let touched = std::process::Command::new("touch")
+        .args(["-h", "-d", "6 minutes ago"])
+        .arg(&link)
+        .status()
+        .unwrap();
+    assert!(touched.success(), "touch -h {}", link.display());
     let (code, r) = probe();
     assert_eq!(code, 1, "{r:#?}");
     let served = check(&r[0], "served");
