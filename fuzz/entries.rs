@@ -9,7 +9,7 @@ use std::path::Path;
 /// `config`: the TOML config parser and validation.
 pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = certkeep::config::Config::parse(text, Path::new("fuzz.toml"));
+        let _ = certkeep::config::Settings::parse(text, Path::new("fuzz.toml"));
     }
 }
 

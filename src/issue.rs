@@ -7,7 +7,7 @@ use instant_acme::CertificateIdentifier;
 
 use crate::acme::{keys, order::OrderRequest, AcmeClient, AcmeError};
 use crate::cert::{self, CertFacts};
-use crate::config::{CertificateConfig, Config};
+use crate::config::{CertificateConfig, Settings};
 use crate::store::{NewVersion, Store, StoreError};
 use crate::webroot::{self, SelfCheck, WebrootError};
 
@@ -35,7 +35,7 @@ pub(crate) struct Obtained {
 
 /// How a certificate is obtained: the settings that do not change per lineage.
 pub(crate) struct Issuer<'a> {
-    pub config: &'a Config,
+    pub config: &'a Settings,
     pub client: &'a AcmeClient,
     pub store: &'a Store,
 }

@@ -72,7 +72,7 @@ impl Doc {
             .get_mut("certificate")
             .and_then(Item::as_array_of_tables_mut)
         else {
-            // `certificate` is something else; Config::parse reports it later.
+            // `certificate` is something else; Settings::parse reports it later.
             return;
         };
         let existing = aot

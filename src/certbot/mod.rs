@@ -11,7 +11,7 @@ pub mod renewal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Config, KeyType, LETSENCRYPT_DIRECTORY};
+use crate::config::{self, KeyType, Settings, LETSENCRYPT_DIRECTORY};
 use crate::store::{atomic, Store};
 use account::AccountKey;
 use renewal::{Blocker, Renewal};
@@ -205,7 +205,7 @@ pub fn plan(opts: &Options) -> Result<Plan, ImportError> {
     let config_text = doc.to_string();
     if refused.is_empty() {
         // Whatever is written must load.
-        Config::parse(&config_text, &opts.config)?;
+        Settings::parse(&config_text, &opts.config)?;
     }
     hook_dir_warnings(from, &mut warnings);
     Ok(Plan {
@@ -336,10 +336,10 @@ fn read_renewals(
 }
 
 /// The config text (empty when there is no file yet), its parsed form, its mode.
-fn read_config(path: &Path) -> Result<(String, Option<Config>, u32), ImportError> {
+fn read_config(path: &Path) -> Result<(String, Option<Settings>, u32), ImportError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let config = Config::parse(&text, path)?;
+            let config = Settings::parse(&text, path)?;
             let mode = std::os::unix::fs::PermissionsExt::mode(
                 &std::fs::metadata(path)
                     .map_err(|source| ImportError::Read {
@@ -659,7 +659,7 @@ fn account_plan(
 /// for another store would lose their lineages.
 fn check_store(
     doc: &edit::Doc,
-    existing: Option<&Config>,
+    existing: Option<&Settings>,
     from: &Path,
     entries: &[Entry],
 ) -> Result<(), ImportError> {

@@ -21,7 +21,7 @@ use super::keys::{Keys, Parsed};
 use super::model::{DeployReport, VersionRecord};
 use super::order::Ordered;
 use crate::alert::{AlertState, Problem, Severity};
-use crate::config::Config;
+use crate::config::Settings;
 
 /// Key of "node `node` does not serve the current version of `lineage`"
 /// (its deploy failed, or it lags behind).
@@ -199,7 +199,7 @@ pub fn judges_fleet(node: &str, last_live: &BTreeSet<String>) -> bool {
 /// the shared state). Nothing is read or sent (and `Done` is returned with
 /// no live nodes) when no channel is set.
 pub async fn evaluate(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     lease: &Lease,
@@ -259,7 +259,7 @@ async fn live_nodes(etcd: &Etcd, keys: &Keys) -> Result<BTreeSet<String>, String
 }
 
 async fn locked(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     mut problems: Vec<Problem>,

@@ -256,12 +256,12 @@ pub fn changed(old: Option<&ClusterConfig>, new: Option<&ClusterConfig>) -> Vec<
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError};
+    use crate::config::{ConfigError, Settings};
     use std::path::Path;
     use std::time::Duration;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("t.toml"))
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(text, Path::new("t.toml"))
     }
 
     fn err(text: &str) -> (usize, usize, String) {

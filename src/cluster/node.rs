@@ -12,14 +12,14 @@ use time::OffsetDateTime;
 
 use super::alerts::{Evaluated, Pending};
 use super::cache::Cache;
-use super::etcd::{Change, Etcd, Settings};
+use super::etcd::{Change, Etcd, Settings as EtcdSettings};
 use super::keys::{Keys, Parsed};
 use super::model::{Ack, Challenge, Heartbeat, Meta};
 use super::order::{self, Ordered};
 use super::seal::SealKey;
 use super::status::ClusterError;
 use super::sync::{self, Synced};
-use crate::config::Config;
+use crate::config::Settings;
 
 /// Why a cluster session ended.
 #[derive(Debug)]
@@ -66,14 +66,14 @@ async fn check_meta(etcd: &Etcd, keys: &Keys, key: &SealKey) -> Result<(), End> 
 
 /// Loads the key and, when etcd answers, checks it against the cluster's:
 /// a node with another key does not start. Then runs the task.
-pub async fn start(config: &Config) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+pub async fn start(config: &Settings) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
     let Some(cc) = &config.cluster else {
         return Ok(None);
     };
     let node = cc.node_name()?;
     let key = SealKey::load(&cc.encryption_key_file).map_err(|e| e.to_string())?;
     let keys = Keys::new(&cc.prefix.0);
-    let settings = Settings::from_config(cc);
+    let settings = EtcdSettings::from_config(cc);
     match Etcd::connect(&settings).await {
         Ok(etcd) => match check_meta(&etcd, &keys, &key).await {
             Err(End::Fatal(e)) => return Err(e),
@@ -90,7 +90,7 @@ pub async fn start(config: &Config) -> Result<Option<tokio::task::JoinHandle<()>
     })))
 }
 
-async fn run(config: Config, settings: Settings, keys: Keys, key: SealKey, node: String) {
+async fn run(config: Settings, settings: EtcdSettings, keys: Keys, key: SealKey, node: String) {
     let token = crate::shutdown::global();
     let mut pause: Option<Duration> = None;
     let started = OffsetDateTime::now_utc();
@@ -151,7 +151,7 @@ impl Reach {
         }
     }
 
-    async fn failed(&mut self, config: &Config, error: &str) {
+    async fn failed(&mut self, config: &Settings, error: &str) {
         let now = OffsetDateTime::now_utc();
         let since = *self.since.get_or_insert(now);
         self.oks = 0;
@@ -192,7 +192,7 @@ impl Reach {
     }
 
     /// etcd answered: resolves the alert once enough checks found it so.
-    async fn reached(&mut self, config: &Config) {
+    async fn reached(&mut self, config: &Settings) {
         self.since = None;
         self.deferred = false;
         if !self.alerted {
@@ -239,8 +239,8 @@ fn log_results(results: &[(String, Synced)]) {
 
 #[allow(clippy::too_many_arguments)]
 async fn session(
-    config: &Config,
-    settings: &Settings,
+    config: &Settings,
+    settings: &EtcdSettings,
     keys: &Keys,
     key: &SealKey,
     node: &str,
@@ -255,8 +255,8 @@ async fn session(
 
 #[allow(clippy::too_many_arguments)]
 async fn session_inner(
-    config: &Config,
-    settings: &Settings,
+    config: &Settings,
+    settings: &EtcdSettings,
     keys: &Keys,
     key: &SealKey,
     node: &str,
@@ -500,7 +500,7 @@ fn any_failed(results: &[(String, Synced)]) -> bool {
 /// Whether retrying a failed deploy can work now: nginx accepts its
 /// configuration as it is (so a broken one is not tried again with every
 /// round, each time writing a version into the archive).
-async fn deploy_retry_ready(config: &Config) -> bool {
+async fn deploy_retry_ready(config: &Settings) -> bool {
     if !config.nginx.reload {
         return true;
     }
@@ -525,7 +525,7 @@ fn ack_lease(challenge: &super::etcd::Kv, own: &super::etcd::Lease) -> i64 {
 }
 
 /// When the daemon's renewal schedule next fires.
-fn next_renewal_check(config: &Config) -> tokio::time::Instant {
+fn next_renewal_check(config: &Settings) -> tokio::time::Instant {
     let now = chrono::Utc::now();
     let wait = config
         .daemon
@@ -542,7 +542,7 @@ fn next_renewal_check(config: &Config) -> tokio::time::Instant {
 /// self-check through this node's nginx, and the acknowledgement.
 #[allow(clippy::too_many_arguments)]
 async fn answer(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     node: &str,
@@ -584,7 +584,7 @@ async fn answer(
 }
 
 async fn prepare(
-    config: &Config,
+    config: &Settings,
     node: &str,
     token: &str,
     ch: &Challenge,

@@ -25,7 +25,7 @@ use super::seal::SealKey;
 use super::status::{ca_host, ClusterError};
 use crate::acme::order::ChallengeHook;
 use crate::acme::AcmeClient;
-use crate::config::{CertificateConfig, Config};
+use crate::config::{CertificateConfig, Settings};
 use crate::issue::Issuer;
 use crate::renew::ari;
 use crate::renew::plan::{self, AriState, Decision};
@@ -167,7 +167,7 @@ impl ChallengeHook for SharedChallenges<'_> {
 /// The shared ACME account in the local store (so the usual connect loads
 /// it), or a new one registered here and shared.
 async fn account(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     key: &SealKey,
@@ -245,7 +245,7 @@ async fn read_current(
 /// Plans every configured lineage from the shared versions and orders what
 /// is due, one lineage at a time, under each lineage's lock.
 pub async fn check(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     key: &SealKey,
@@ -300,7 +300,7 @@ struct Windows {
 }
 
 impl Windows {
-    async fn read(config: &Config, etcd: &Etcd, keys: &Keys) -> Windows {
+    async fn read(config: &Settings, etcd: &Etcd, keys: &Keys) -> Windows {
         let mut shared = BTreeMap::new();
         if config.renewal.ari {
             match etcd.get_prefix(&keys.aris()).await {
@@ -330,7 +330,7 @@ impl Windows {
     /// on a single host.
     async fn window(
         &mut self,
-        config: &Config,
+        config: &Settings,
         etcd: &Etcd,
         keys: &Keys,
         key: &SealKey,
@@ -400,7 +400,7 @@ impl Windows {
 /// again under its lock.
 #[allow(clippy::too_many_arguments)]
 async fn one(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     key: &SealKey,
@@ -453,7 +453,7 @@ async fn one(
 
 #[allow(clippy::too_many_arguments)]
 async fn locked(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     key: &SealKey,

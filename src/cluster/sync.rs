@@ -12,7 +12,7 @@ use super::keys::Keys;
 use super::model::{DeployReport, VersionRecord};
 use super::seal::SealKey;
 use super::status::ClusterError;
-use crate::config::Config;
+use crate::config::Settings;
 use crate::store::{lock, NewVersion, Store};
 use crate::{hooks, nginx};
 
@@ -99,7 +99,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// already current are reported too when etcd has no such report yet (so a
 /// fresh node appears in `cluster status` at once).
 pub async fn sync_records(
-    config: &Config,
+    config: &Settings,
     etcd: &Etcd,
     keys: &Keys,
     key: &SealKey,
@@ -283,7 +283,7 @@ async fn put_report(
 /// nginx -t (rolling every installed lineage back when it fails), reload,
 /// confirm each served serial, deploy hooks. One result per lineage.
 async fn deploy(
-    config: &Config,
+    config: &Settings,
     store: &Store,
     installed: &[Installed],
 ) -> Vec<(String, Result<(), String>)> {

@@ -6,17 +6,17 @@ use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::alert::message::rfc3339;
 use crate::alert::{deliver, unix, AlertState, STATE_FILE};
 use crate::cli::AlertCommand;
-use crate::config::Config;
+use crate::config::Settings;
 use crate::store::Store;
 
-pub(super) async fn run(config: &Config, command: &AlertCommand) -> u8 {
+pub(super) async fn run(config: &Settings, command: &AlertCommand) -> u8 {
     match command {
         AlertCommand::Test { channel } => test(config, channel.as_deref()).await,
         AlertCommand::Status { json } => status(config, *json),
     }
 }
 
-async fn test(config: &Config, only: Option<&str>) -> u8 {
+async fn test(config: &Settings, only: Option<&str>) -> u8 {
     let channels = &config.alert.channels;
     if channels.is_empty() {
         eprintln!(
@@ -56,7 +56,7 @@ async fn test(config: &Config, only: Option<&str>) -> u8 {
     }
 }
 
-fn status(config: &Config, json: bool) -> u8 {
+fn status(config: &Settings, json: bool) -> u8 {
     let path = Store::new(&config.store).state_dir().join(STATE_FILE);
     let state = match std::fs::read(&path) {
         Ok(bytes) => match serde_json::from_slice::<AlertState>(&bytes) {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{report, EXIT_FAILURE, EXIT_OK};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::store::check::Damage;
 use crate::store::Store;
 
@@ -44,7 +44,7 @@ use crate::dates::rfc3339;
 
 /// Every lineage in the store, healthy or not; Err only when the store
 /// itself cannot be read.
-pub fn list(store: &Store, config: &Config) -> Result<Vec<Listing>, crate::store::StoreError> {
+pub fn list(store: &Store, config: &Settings) -> Result<Vec<Listing>, crate::store::StoreError> {
     let now = OffsetDateTime::now_utc();
     // Profiles are informational: an unreadable state file hides them (and
     // says so) rather than the listing.
@@ -112,7 +112,7 @@ pub fn list(store: &Store, config: &Config) -> Result<Vec<Listing>, crate::store
 
 /// Lists the store. Exit 1 when the store does not exist or any lineage is
 /// damaged (every lineage is still listed).
-pub fn run(config: &Config, json: bool) -> u8 {
+pub fn run(config: &Settings, json: bool) -> u8 {
     let store = Store::new(&config.store);
     if let Err(e) = std::fs::metadata(store.root()) {
         if e.kind() == std::io::ErrorKind::NotFound {

@@ -5,14 +5,14 @@ use time::OffsetDateTime;
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::cli::ClusterCommand;
 use crate::cluster::config::ClusterConfig;
-use crate::cluster::etcd::{Etcd, Settings};
+use crate::cluster::etcd::{Etcd, Settings as EtcdSettings};
 use crate::cluster::keys::Keys;
 use crate::cluster::seal::SealKey;
 use crate::cluster::status;
-use crate::config::Config;
+use crate::config::Settings;
 use crate::store::Store;
 
-pub(super) async fn run(config: &Config, command: &ClusterCommand) -> u8 {
+pub(super) async fn run(config: &Settings, command: &ClusterCommand) -> u8 {
     let Some(cc) = &config.cluster else {
         eprintln!("error: the configuration has no [cluster] section; add one (see docs/cluster.md) to use cluster mode");
         return EXIT_USAGE;
@@ -32,7 +32,7 @@ pub(super) async fn run(config: &Config, command: &ClusterCommand) -> u8 {
 }
 
 async fn connect(cc: &ClusterConfig) -> Result<Etcd, u8> {
-    Etcd::connect(&Settings::from_config(cc))
+    Etcd::connect(&EtcdSettings::from_config(cc))
         .await
         .map_err(|e| {
             report("cannot reach etcd", &e);
@@ -40,7 +40,7 @@ async fn connect(cc: &ClusterConfig) -> Result<Etcd, u8> {
         })
 }
 
-async fn init(config: &Config, cc: &ClusterConfig, keys: &Keys, node: &str, force: bool) -> u8 {
+async fn init(config: &Settings, cc: &ClusterConfig, keys: &Keys, node: &str, force: bool) -> u8 {
     let key = match SealKey::load(&cc.encryption_key_file) {
         Ok(k) => k,
         Err(e) => {

@@ -2,12 +2,12 @@
 
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::cli::Cli;
-use crate::config::{CertificateConfig, Config};
+use crate::config::{CertificateConfig, Settings};
 use crate::issue::Issuer;
 use crate::progress::{Progress, Setting};
 use crate::store::{lock, Store};
 
-pub(super) async fn run(cli: &Cli, config: &Config, names: &[String], all: bool) -> u8 {
+pub(super) async fn run(cli: &Cli, config: &Settings, names: &[String], all: bool) -> u8 {
     let selected: Vec<&CertificateConfig> = if all {
         config.certificates.iter().collect()
     } else {
@@ -102,7 +102,7 @@ pub(super) async fn run(cli: &Cli, config: &Config, names: &[String], all: bool)
     }
 }
 
-fn known(config: &Config) -> String {
+fn known(config: &Settings) -> String {
     let names: Vec<&str> = config.certificates.iter().map(|c| c.name()).collect();
     if names.is_empty() {
         "none".into()

@@ -11,7 +11,7 @@ mod renew;
 mod revoke;
 
 use crate::cli::{Cli, Command};
-use crate::config::Config;
+use crate::config::Settings;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -131,8 +131,8 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// Loads the config (printing its warnings) or prints the error and returns
 /// the exit code.
-pub(crate) fn load(cli: &Cli) -> Result<Config, u8> {
-    let c = Config::load(&cli.config).map_err(|e| {
+pub(crate) fn load(cli: &Cli) -> Result<Settings, u8> {
+    let c = Settings::load(&cli.config).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_USAGE
     })?;
@@ -145,7 +145,7 @@ pub(crate) fn load(cli: &Cli) -> Result<Config, u8> {
 /// The stored ACME account at the configured directory (registered on first
 /// use), or the printed error's exit code.
 pub(crate) async fn account(
-    config: &Config,
+    config: &Settings,
     store: &crate::store::Store,
 ) -> Result<crate::acme::AcmeClient, u8> {
     crate::acme::AcmeClient::connect(

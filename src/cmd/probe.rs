@@ -5,7 +5,7 @@ use std::io::{BufWriter, IsTerminal, Stdout, Write};
 
 use super::EXIT_USAGE;
 use crate::cli::{Cli, ProbeArgs};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::probe::report::{self, JsonArray};
 use crate::probe::{self, ProbeOptions, ProbeReport, Target};
 use crate::progress::{Progress, Setting};
@@ -19,7 +19,7 @@ pub(super) async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
             Err(code) => return code,
         }
     } else {
-        match Config::parse("", &cli.config) {
+        match Settings::parse("", &cli.config) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -3,11 +3,11 @@
 
 use super::{report, EXIT_FAILURE, EXIT_OK};
 use crate::acme::profile::{self, ProfileMode};
-use crate::config::Config;
+use crate::config::Settings;
 
 /// Prints the CA's profiles. Exit 1 when the directory cannot be fetched or
 /// a certificate requires a profile the CA does not offer.
-pub(super) async fn run(config: &Config, json: bool) -> u8 {
+pub(super) async fn run(config: &Settings, json: bool) -> u8 {
     let directory = config.acme.directory.as_str();
     let info = match crate::acme::directory_info(
         &config.acme,

@@ -1,11 +1,11 @@
 //! `certkeep renew`: prints the run's summary and maps it to an exit code.
 
 use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::renew::plan::date;
 use crate::renew::run::{Options, Outcome, RunError};
 
-pub(super) async fn run(config: &Config, opts: &Options, json: bool) -> u8 {
+pub(super) async fn run(config: &Settings, opts: &Options, json: bool) -> u8 {
     if config.cluster.is_some() && !opts.dry_run {
         eprintln!("error: certkeep renew does not run in cluster mode ([cluster] is set): every node must run the daemon (`certkeep run`), which deploys the cluster's versions; see docs/cluster.md");
         return super::EXIT_USAGE;

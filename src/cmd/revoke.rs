@@ -4,7 +4,7 @@ use instant_acme::{RevocationReason, RevocationRequest};
 use rustls_pki_types::CertificateDer;
 
 use super::{report, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::renew::state::LineageStates;
 use crate::store::Store;
 
@@ -20,7 +20,7 @@ fn reason(code: u8) -> Option<RevocationReason> {
     })
 }
 
-pub(super) async fn run(config: &Config, name: &str, code: u8) -> u8 {
+pub(super) async fn run(config: &Settings, name: &str, code: u8) -> u8 {
     let Some(reason) = reason(code) else {
         eprintln!("error: reason {code} is not accepted; see `certkeep revoke --help`");
         return EXIT_USAGE;
@@ -73,7 +73,7 @@ pub(super) async fn run(config: &Config, name: &str, code: u8) -> u8 {
 }
 
 async fn remember(
-    config: &Config,
+    config: &Settings,
     store: &Store,
     name: &str,
     serial: &str,

@@ -1,7 +1,7 @@
 use super::*;
 
 fn parse(text: &str) -> Result<AlertConfig, String> {
-    crate::config::Config::parse(text, std::path::Path::new("t.toml"))
+    crate::config::Settings::parse(text, std::path::Path::new("t.toml"))
         .map(|c| c.alert)
         .map_err(|e| e.to_string())
 }

@@ -77,9 +77,6 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
-/// The name most of the code knows the settings by.
-pub type Config = Settings;
-
 impl Settings {
     /// Reads and resolves the file at `path`.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {

@@ -1,8 +1,8 @@
 use super::*;
 use std::time::Duration;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(text, Path::new("t.toml"))
+fn parse(text: &str) -> Result<Settings, ConfigError> {
+    Settings::parse(text, Path::new("t.toml"))
 }
 
 fn err(text: &str) -> (usize, usize, String) {
@@ -223,7 +223,7 @@ fn line_column_counts_characters() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let e = Config::load(Path::new("/nonexistent/certkeep.toml")).unwrap_err();
+    let e = Settings::load(Path::new("/nonexistent/certkeep.toml")).unwrap_err();
     let s = e.to_string();
     assert!(
         s.contains("/nonexistent/certkeep.toml") && s.contains("--config"),
@@ -234,7 +234,7 @@ fn missing_file_names_the_path() {
 #[test]
 fn shipped_example_config_is_valid() {
     let text = include_str!("../../config/certkeep.example.toml");
-    let c = Config::parse(text, Path::new("config/certkeep.example.toml")).unwrap();
+    let c = Settings::parse(text, Path::new("config/certkeep.example.toml")).unwrap();
     assert_eq!(c.certificates.len(), 1);
 }
 

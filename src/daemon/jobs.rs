@@ -3,13 +3,13 @@
 //! they did. Errors are logged, never fatal to the daemon.
 
 use super::metrics::Shared;
-use crate::config::{AlertSettings, Config};
+use crate::config::{AlertSettings, Settings};
 use crate::renew::run::Options;
 
 pub(crate) use crate::job::refresh_certificates;
 
 /// One renewal check, as `certkeep renew` would do it.
-pub(crate) async fn renew(config: &Config, metrics: &Shared) {
+pub(crate) async fn renew(config: &Settings, metrics: &Shared) {
     let check = crate::job::renewal_check(config, &Options::default(), Some(metrics)).await;
     match &check.outcome {
         Ok(o) => {
@@ -37,7 +37,7 @@ pub(crate) async fn renew(config: &Config, metrics: &Shared) {
 }
 
 /// One probe round over the configured endpoints, with alerts and metrics.
-pub(crate) async fn probe(config: &Config, metrics: &Shared) {
+pub(crate) async fn probe(config: &Settings, metrics: &Shared) {
     match crate::job::probe_configured(config, Some(metrics)).await {
         // Each endpoint's result is logged by the probe itself (-v).
         Ok(round) => {
@@ -51,7 +51,7 @@ pub(crate) async fn probe(config: &Config, metrics: &Shared) {
 
 /// Alert upkeep between runs: refreshes open alerts on Alertmanager channels
 /// and retries queued deliveries.
-pub(crate) async fn alerts(config: &Config) {
+pub(crate) async fn alerts(config: &Settings) {
     match crate::alert::upkeep(&config.alerting()).await {
         Ok(Some(report)) if !report.ok() => {
             tracing::warn!("some alerts could not be delivered yet; they stay queued")

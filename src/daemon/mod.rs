@@ -20,7 +20,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::alert::AlertConfig;
 use crate::config::daemon::DaemonConfig;
-use crate::config::Config;
+use crate::config::Settings;
 use metrics::Shared;
 
 /// When each job runs next.
@@ -99,7 +99,7 @@ fn notify(states: &[NotifyState<'_>]) {
 /// Tells systemd the last and next runs, and records the next renewal
 /// check for the status page (none in cluster mode: this node orders no
 /// renewals).
-fn status(next: &Next, metrics: &Shared, config: &Config) {
+fn status(next: &Next, metrics: &Shared, config: &Settings) {
     if let Ok(mut m) = metrics.lock() {
         m.next_renewal_check = config.cluster.is_none().then(|| next.renew.timestamp());
     }
@@ -133,8 +133,8 @@ fn status(next: &Next, metrics: &Shared, config: &Config) {
 }
 
 /// Loads the config again for SIGHUP: the new one, or the error (old one kept).
-fn reload(path: &Path) -> Result<Config, String> {
-    let c = Config::load(path).map_err(|e| e.to_string())?;
+fn reload(path: &Path) -> Result<Settings, String> {
+    let c = Settings::load(path).map_err(|e| e.to_string())?;
     for w in &c.warnings {
         tracing::warn!("{w}");
     }
@@ -183,7 +183,7 @@ impl Running {
     fn start(
         &mut self,
         kind: Kind,
-        config: &Arc<Config>,
+        config: &Arc<Settings>,
         metrics: &Shared,
         done: &tokio::sync::mpsc::UnboundedSender<Kind>,
     ) {
@@ -226,7 +226,7 @@ impl Running {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
-pub(crate) async fn run(config_path: PathBuf, config: Config) -> u8 {
+pub(crate) async fn run(config_path: PathBuf, config: Settings) -> u8 {
     let mut config = Arc::new(config);
     let metrics: Shared = Arc::new(Mutex::new(metrics::Metrics::default()));
     let mut signals = match Signals::new() {
@@ -354,7 +354,7 @@ fn release_memory() {
     }
 }
 
-fn apply_reload(path: &Path, config: &mut Config, next: &mut Next, metrics: &Shared) {
+fn apply_reload(path: &Path, config: &mut Settings, next: &mut Next, metrics: &Shared) {
     notify(&[
         NotifyState::Reloading,
         NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Status("reloading")),
@@ -429,7 +429,7 @@ pub(crate) struct Upcoming {
 }
 
 /// The next `n` run times of each schedule, for `certkeep schedule`.
-pub(crate) fn upcoming(config: &Config, n: usize) -> Upcoming {
+pub(crate) fn upcoming(config: &Settings, n: usize) -> Upcoming {
     let now = Utc::now();
     let metrics: Shared = Arc::new(Mutex::new(metrics::Metrics::default()));
     jobs::refresh_certificates(config, &metrics);

@@ -12,12 +12,12 @@ pub(crate) use renewal::renewal_check;
 
 use time::OffsetDateTime;
 
-use crate::config::Config;
+use crate::config::Settings;
 use crate::daemon::metrics::{CertificateMetric, Shared};
 use crate::store::Store;
 
 /// Reads the live certificates of configured lineages into the metrics.
-pub(crate) fn refresh_certificates(config: &Config, metrics: &Shared) {
+pub(crate) fn refresh_certificates(config: &Settings, metrics: &Shared) {
     let store = Store::new(&config.store);
     let Ok(mut m) = metrics.lock() else { return };
     let mut fresh = std::collections::BTreeMap::new();

@@ -1,7 +1,7 @@
 //! A probe round: probe the targets, report their alerts, update metrics.
 
 use crate::alert::AlertError;
-use crate::config::Config;
+use crate::config::Settings;
 use crate::daemon::metrics::Shared;
 use crate::daemon::probe_metrics::ProbeSeries;
 use crate::probe::report::Tally;
@@ -26,7 +26,7 @@ pub(crate) struct ProbeRound {
 /// ran is a successful round: a failing endpoint is a problem of that
 /// target (its own alert and metrics), not of the job.
 pub(crate) async fn probe_round<F>(
-    config: &Config,
+    config: &Settings,
     targets: Vec<Target>,
     opts: &ProbeOptions,
     alert: bool,
@@ -74,7 +74,7 @@ where
 /// config was loaded; Err (recorded as a failed run) when the options cannot
 /// be built (a CA file that went away since).
 pub(crate) async fn probe_configured(
-    config: &Config,
+    config: &Settings,
     metrics: Option<&Shared>,
 ) -> Result<ProbeRound, ProbeError> {
     let built =

@@ -1,7 +1,7 @@
 //! A renewal check: one renewal run, its alerts, and its metrics.
 
 use crate::alert::{AlertError, Problem, Severity};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::daemon::metrics::Shared;
 use crate::renew::alerts;
 use crate::renew::run::{self, Options, Outcome, RunError};
@@ -43,7 +43,7 @@ pub(super) fn cannot_run(e: &RunError) -> Problem {
 /// given. A dry run raises and resolves nothing; neither does a check asked
 /// for a certificate the config does not have (a usage error).
 pub(crate) async fn renewal_check(
-    config: &Config,
+    config: &Settings,
     opts: &Options,
     metrics: Option<&Shared>,
 ) -> RenewalCheck {

@@ -25,7 +25,7 @@ use std::time::Instant;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::Config;
+use crate::config::Settings;
 use crate::store::Store;
 pub use facts::{CertInfo, Facts, Outcome, Protocols, Stored};
 pub use grade::{Check, Policy, Verdict};
@@ -127,7 +127,7 @@ impl ProbeOptions {
     }
 
     /// Options from `[probe]` (timeouts, policies, CA file, store), plus `ca_files`.
-    pub fn from_config(cfg: &Config, ca_files: &[PathBuf]) -> Result<ProbeOptions, ProbeError> {
+    pub fn from_config(cfg: &Settings, ca_files: &[PathBuf]) -> Result<ProbeOptions, ProbeError> {
         let p = &cfg.probe;
         let mut files: Vec<PathBuf> = p.ca_file.iter().cloned().collect();
         files.extend(ca_files.iter().cloned());
@@ -195,7 +195,7 @@ pub struct ProbeReport {
 /// the default) the first domain of every `[[certificate]]` not already
 /// named by an endpoint's `certificate`. Resolved when the config is
 /// loaded, so a probe round never fails on its targets.
-pub fn targets_from_config(cfg: &Config) -> Vec<Target> {
+pub fn targets_from_config(cfg: &Settings) -> Vec<Target> {
     cfg.probe_targets.clone()
 }
 

@@ -3,8 +3,8 @@ use std::path::Path;
 use super::config::ProtocolName;
 use super::*;
 
-fn config(text: &str) -> Config {
-    Config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+fn config(text: &str) -> Settings {
+    Settings::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 const CERTS: &str = r#"
@@ -77,7 +77,7 @@ fn bad_endpoints_are_rejected_at_load_with_their_position() {
             "connect",
         ),
     ] {
-        let e = Config::parse(body, Path::new("t.toml"))
+        let e = Settings::parse(body, Path::new("t.toml"))
             .unwrap_err()
             .to_string();
         assert!(
@@ -86,9 +86,9 @@ fn bad_endpoints_are_rejected_at_load_with_their_position() {
         );
         assert!(e.contains(needle), "{body}: {e}");
     }
-    assert!(Config::parse("[[endpoint]]\nurl = \"a.test\"\ntypo = 1\n", Path::new("t")).is_err());
-    assert!(Config::parse("[probe.policy.x]\nprotocols = [\"ssl3\"]\n", Path::new("t")).is_err());
-    assert!(Config::parse(
+    assert!(Settings::parse("[[endpoint]]\nurl = \"a.test\"\ntypo = 1\n", Path::new("t")).is_err());
+    assert!(Settings::parse("[probe.policy.x]\nprotocols = [\"ssl3\"]\n", Path::new("t")).is_err());
+    assert!(Settings::parse(
         "[probe.policy.x]\nhsts_missing = \"loud\"\n",
         Path::new("t")
     )

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::outcome::{Failed, Failure, Renewed, RunProblem};
 use super::plan::Reason;
 use crate::acme::{AcmeClient, AcmeError};
-use crate::config::{CertificateConfig, Config, Hooks};
+use crate::config::{CertificateConfig, Hooks, Settings};
 use crate::hooks;
 use crate::issue::Issuer;
 use crate::store::{Current, Store};
@@ -69,7 +69,7 @@ pub(super) fn failed(c: &CertificateConfig, cur: Option<&Current>, failure: Fail
 /// The CA, connected on first use, once per run: one retry budget per run,
 /// not one per phase.
 pub(super) struct Ca<'a> {
-    pub config: &'a Config,
+    pub config: &'a Settings,
     pub store: &'a Store,
     pub directory: &'a str,
     pub persist: bool,
@@ -141,7 +141,7 @@ pub(super) async fn pre_hook<'a>(
 /// dry run): its pre hook, its self-check, then the CA (connected on first
 /// use), key and order.
 pub(super) async fn obtain_all<'a>(
-    config: &Config,
+    config: &Settings,
     ca: &mut Ca<'_>,
     store: &Store,
     orders: Vec<Order<'a>>,

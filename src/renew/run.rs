@@ -14,7 +14,7 @@ pub(crate) use super::outcome::{Failed, Failure, NotDue, Outcome, Renewed, RunPr
 use super::plan::{self, Decision, Facts, Reason};
 use super::state::LineageStates;
 use crate::cert::{self, CertFacts};
-use crate::config::{CertificateConfig, Config, RenewalConfig};
+use crate::config::{CertificateConfig, RenewalConfig, Settings};
 use crate::store::lock::{self, LockError, StoreLock};
 use crate::store::{Current, Store, StoreError};
 
@@ -50,7 +50,7 @@ enum Work<'a> {
     Redeploy(Staged<'a>),
 }
 
-pub(crate) async fn run(config: &Config, opts: &Options) -> Result<Outcome, RunError> {
+pub(crate) async fn run(config: &Settings, opts: &Options) -> Result<Outcome, RunError> {
     let selected = select(config, &opts.certs)?;
     let directory = if opts.dry_run {
         config
@@ -511,7 +511,7 @@ fn track_ca(store: &Store, dry_run: bool, now: OffsetDateTime, out: &mut Outcome
 }
 
 fn select<'a>(
-    config: &'a Config,
+    config: &'a Settings,
     names: &[String],
 ) -> Result<Vec<&'a CertificateConfig>, RunError> {
     if names.is_empty() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
-use certkeep::config::Config;
+use certkeep::config::Settings;
 use http_receiver::{Receiver, Reply};
 use smtp::{Mode, SmtpServer};
 
@@ -39,14 +39,14 @@ impl Bed {
     }
 
     /// Writes certkeep.toml with `alert` as the body of `[alert]` and parses it.
-    fn config(&self, alert: &str) -> (Config, PathBuf) {
+    fn config(&self, alert: &str) -> (Settings, PathBuf) {
         let path = self.path("certkeep.toml");
         let text = format!(
             "store = {:?}\n\n[renewal]\nlock_wait = \"5s\"\n\n[alert]\n{alert}",
             self.path("store")
         );
         std::fs::write(&path, &text).expect("write config");
-        let config = Config::parse(&text, &path).expect("config parses");
+        let config = Settings::parse(&text, &path).expect("config parses");
         (config, path)
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
-use certkeep::config::Config;
+use certkeep::config::Settings;
 
 /// Bound on waiting for a notification: Alertmanager's group_wait is 1s;
 /// the rest is margin for a loaded machine.
@@ -20,7 +20,7 @@ const NOTIFY_BOUND: Duration = Duration::from_secs(30);
 /// One certkeep agent: its own config and store.
 struct Agent {
     dir: tempfile::TempDir,
-    config: Config,
+    config: Settings,
 }
 
 impl Agent {
@@ -32,7 +32,7 @@ impl Agent {
             dir.path().join("store")
         );
         std::fs::write(&path, &text).expect("write config");
-        let config = Config::parse(&text, &path).expect("config parses");
+        let config = Settings::parse(&text, &path).expect("config parses");
         Agent { dir, config }
     }
 

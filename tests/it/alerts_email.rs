@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
-use certkeep::config::Config;
+use certkeep::config::Settings;
 use serde_json::Value;
 
 /// Parses `raw` with Python's email package; headers, body and defects as JSON.
@@ -69,7 +69,7 @@ async fn alert_email_parses_as_mime_with_ids_and_readable_body() {
         server.port
     );
     std::fs::write(&path, &text).unwrap();
-    let config = Config::parse(&text, &path).unwrap();
+    let config = Settings::parse(&text, &path).unwrap();
     let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     // A long reason (over 200 characters) and a non-ASCII issuer.
     let reason = "the intermediate certificate is missing: the server sends only its certificate, issued by \"CN=Example Issuing CA 2\", which is not a trusted root; serve fullchain.pem, or pass --ca-file for a private CA";

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use certkeep::alert::{Alerter, Problem, Severity};
-use certkeep::config::Config;
+use certkeep::config::Settings;
 
 const USER: &str = "certkeep";
 const PASSWORD: &str = "ai0smtpd-pa55word";
@@ -54,7 +54,7 @@ impl Bed {
             self.path("store")
         );
         std::fs::write(&path, &text).unwrap();
-        let config = Config::parse(&text, &path).expect("config parses");
+        let config = Settings::parse(&text, &path).expect("config parses");
         Alerter::load(&config.alerting()).await.expect("alerter")
     }
 }

@@ -449,7 +449,7 @@ fn certkeep_reads_the_secure_bed_config_and_its_etcd_client_connects() {
         ),
     )
     .expect("write config");
-    let cfg = certkeep::config::Config::load(&config).expect("certkeep accepts the section");
+    let cfg = certkeep::config::Settings::load(&config).expect("certkeep accepts the section");
     let cluster = cfg.cluster.as_ref().expect("[cluster] parsed");
     assert_eq!(cluster.node_name().as_deref(), Ok("a"));
     let settings = certkeep::cluster::etcd::Settings::from_config(cluster);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use certkeep::config::{Config, KeyType};
+use certkeep::config::{KeyType, Settings};
 use certkeep::store::Store;
 use common::{assert_exit, text, Bed, PebbleOptions};
 
@@ -242,7 +242,7 @@ fn takes_over_certbot_lineages_with_the_same_account() {
     assert_eq!(creds["id"], account_uri.as_str());
     assert_eq!(creds["directory"], bed.pebble.directory.as_str());
 
-    let config = Config::load(&bed.config).unwrap();
+    let config = Settings::load(&bed.config).unwrap();
     assert_eq!(config.store, etc);
     let names: Vec<&str> = config.certificates.iter().map(|c| c.name()).collect();
     assert_eq!(names, ["ec", "rsa"]);
@@ -461,7 +461,7 @@ fn standalone_lineage_blocks_the_import_and_nothing_is_written() {
         written.contains("deploy_hook = [\"/bin/sh\", \"-c\", \"systemctl reload nginx\"]"),
         "{written}"
     );
-    let config = Config::parse(&written, &cfg).unwrap();
+    let config = Settings::parse(&written, &cfg).unwrap();
     let web = config.certificate("web").unwrap();
     assert_eq!(web.domain_names(), ["web.test", "www.web.test"]);
     assert_eq!(web.webroot.as_deref(), Some(Path::new("/var/www/certbot")));
@@ -550,7 +550,7 @@ fn import_from_another_ca_sets_the_dry_run_directory() {
             && written.contains("\nstaging_directory = \"https://ca.test/dir\"\n"),
         "{written}"
     );
-    let config = Config::load(&cfg).unwrap();
+    let config = Settings::load(&cfg).unwrap();
     assert_eq!(config.acme.directory.as_str(), "https://ca.test/dir");
     assert_eq!(
         config.acme.dry_run_directory().unwrap().as_str(),
@@ -595,7 +595,7 @@ fn certbot_profiles_are_carried_over() {
         text(&out)
     );
     let written = std::fs::read_to_string(&cfg).unwrap();
-    let config = Config::parse(&written, &cfg).unwrap();
+    let config = Settings::parse(&written, &cfg).unwrap();
     let wanted = |n: &str| {
         config
             .certificate(n)

@@ -8,7 +8,7 @@ use crate::common;
 
 use std::path::Path;
 
-use certkeep::config::Config;
+use certkeep::config::Settings;
 use common::{assert_exit, text, Bed, PebbleOptions};
 use serde_json::Value;
 
@@ -280,7 +280,7 @@ fn certbot_lineage_with_an_ip_address_is_imported_and_renews() {
     let from = etc.display().to_string();
     let out = bed.certkeep(&["import", "certbot", "--from", &from, "--write"]);
     assert_exit(&out, 0);
-    let config = Config::load(&bed.config).unwrap();
+    let config = Settings::load(&bed.config).unwrap();
     let c = config.certificate("ip").expect("imported");
     assert_eq!(c.domain_names(), ["127.0.0.1", "ip.test"]);
     assert_eq!(c.wanted_profile(&config.acme), None, "Pebble: no profile");
@@ -337,7 +337,7 @@ fn lets_encrypt_ip_lineage_is_imported_with_the_shortlived_profile() {
         "{all}"
     );
     assert!(!all.contains("short: its certificate"), "{all}");
-    let config = Config::load(&cfg).unwrap();
+    let config = Settings::load(&cfg).unwrap();
     let wanted = |n: &str| {
         config
             .certificate(n)

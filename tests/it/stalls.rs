@@ -380,7 +380,7 @@ async fn stalled_channels_cost_one_timeout_not_one_each() {
     }
     let path = alert_only_config(dir.path(), &channels);
     let text = std::fs::read_to_string(&path).unwrap();
-    let config = certkeep::config::Config::parse(&text, &path).expect("config parses");
+    let config = certkeep::config::Settings::parse(&text, &path).expect("config parses");
     let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     let now = std::time::SystemTime::now();
     alerter.observe(
@@ -593,7 +593,7 @@ async fn a_webhook_slower_than_30s_within_its_channel_timeout_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let path = alert_only_config(dir.path(), &http_channel("slow", "webhook", port, "45s"));
     let text = std::fs::read_to_string(&path).unwrap();
-    let config = certkeep::config::Config::parse(&text, &path).expect("config parses");
+    let config = certkeep::config::Settings::parse(&text, &path).expect("config parses");
     let mut alerter = Alerter::load(&config.alerting()).await.unwrap();
     let now = std::time::SystemTime::now();
     alerter.observe(

@@ -174,7 +174,7 @@ pub fn issue_and_serve(bed: &Bed, names: &[&str], head: &str, extra: &str) -> St
 
 /// The serial nginx serves for certificate `name` (its configured endpoint).
 pub fn served_serial(bed: &Bed, name: &str) -> Result<String, String> {
-    let cfg = certkeep::config::Config::load(&bed.config).map_err(|e| e.to_string())?;
+    let cfg = certkeep::config::Settings::load(&bed.config).map_err(|e| e.to_string())?;
     let c = cfg
         .certificate(name)
         .ok_or_else(|| format!("{name} not configured"))?;
