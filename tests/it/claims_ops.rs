@@ -606,28 +606,45 @@ fn per_certificate_deploy_and_post_hooks_run_for_their_certificate_only() {
     assert_eq!(read_log(), want);
 }
 
+/// A bed (Pebble rejecting no nonce) and a fault proxy in front of its CA;
+/// `None` where the bed's servers are missing outside CI.
+fn proxied_bed() -> Option<(common::Bed, FaultProxy)> {
+    let bed = common::Bed::start(common::PebbleOptions {
+        nonce_reject: 0,
+        authz_reuse: 0,
+        eab: None,
+    })?;
+    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
+    Some((bed, proxy))
+}
+
+/// The bed's config head, talking to the CA through `proxy`.
+fn proxied_head(bed: &common::Bed, proxy: &FaultProxy) -> String {
+    bed.base_config()
+        .replace(&bed.pebble.directory, &proxy.directory)
+        .replace(
+            &bed.pebble.api_ca.display().to_string(),
+            &proxy.ca_bundle.display().to_string(),
+        )
+}
+
+/// Writes the bed's config: its head talking to the CA through `proxy`,
+/// then `body`.
+fn write_proxied(bed: &common::Bed, proxy: &FaultProxy, body: &str) {
+    std::fs::write(&bed.config, proxied_head(bed, proxy) + body).unwrap();
+}
+
 /// K6: `[acme] order_timeout` ends the wait for a CA that never validates
 /// (orders read back "pending" through the fault proxy): the issue fails
 /// after about the timeout, saying which setting to raise, and writes no
 /// certificate; once the CA answers again the same command issues.
 #[test]
 fn order_timeout_ends_the_wait_for_a_ca_that_never_validates() {
-    let Some(bed) = common::Bed::start(common::PebbleOptions {
-        nonce_reject: 0,
-        authz_reuse: 0,
-        eab: None,
-    }) else {
+    let Some((bed, proxy)) = proxied_bed() else {
         return;
     };
-    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
-    let head = bed
-        .base_config()
-        .replace(&bed.pebble.directory, &proxy.directory)
-        .replace(
-            &bed.pebble.api_ca.display().to_string(),
-            &proxy.ca_bundle.display().to_string(),
-        )
-        .replace("order_timeout = \"60s\"", "order_timeout = \"3s\"");
+    let head =
+        proxied_head(&bed, &proxy).replace("order_timeout = \"60s\"", "order_timeout = \"3s\"");
     assert!(head.contains("order_timeout = \"3s\""), "{head}");
     std::fs::write(
         &bed.config,
@@ -694,27 +711,15 @@ fn order_timeout_ends_the_wait_for_a_ca_that_never_validates() {
 /// concurrent requests can do.
 #[test]
 fn ari_look_ups_run_ari_concurrency_at_a_time() {
-    let Some(bed) = common::Bed::start(common::PebbleOptions {
-        nonce_reject: 0,
-        authz_reuse: 0,
-        eab: None,
-    }) else {
+    let Some((bed, proxy)) = proxied_bed() else {
         return;
     };
-    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
     let names = ["n1", "n2", "n3", "n4"];
     let write = |concurrency: usize| {
-        let head = bed
-            .base_config()
-            .replace(&bed.pebble.directory, &proxy.directory)
-            .replace(
-                &bed.pebble.api_ca.display().to_string(),
-                &proxy.ca_bundle.display().to_string(),
-            )
-            .replace(
-                "[renewal]\n",
-                &format!("[renewal]\nari_concurrency = {concurrency}\n"),
-            );
+        let head = proxied_head(&bed, &proxy).replace(
+            "[renewal]\n",
+            &format!("[renewal]\nari_concurrency = {concurrency}\n"),
+        );
         let certs: String = names
             .iter()
             .map(|n| bed.cert_block(n, &[&format!("{n}.test")], "confirm = false"))
@@ -795,29 +800,14 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
 #[test]
 fn a_renewal_order_names_the_certificate_it_replaces() {
     use base64::Engine;
-    let Some(bed) = common::Bed::start(common::PebbleOptions {
-        nonce_reject: 0,
-        authz_reuse: 0,
-        eab: None,
-    }) else {
+    let Some((bed, proxy)) = proxied_bed() else {
         return;
     };
-    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
-    let head = bed
-        .base_config()
-        .replace(&bed.pebble.directory, &proxy.directory)
-        .replace(
-            &bed.pebble.api_ca.display().to_string(),
-            &proxy.ca_bundle.display().to_string(),
-        );
-    std::fs::write(
-        &bed.config,
-        format!(
-            "{head}{}",
-            bed.cert_block("rp", &["rp.test"], "confirm = false")
-        ),
-    )
-    .unwrap();
+    write_proxied(
+        &bed,
+        &proxy,
+        &bed.cert_block("rp", &["rp.test"], "confirm = false"),
+    );
     assert_exit(&bed.certkeep(&["issue", "rp"]), 0);
     let old = bed.dir.path().join("old.pem");
     std::fs::copy(bed.store.join("live/rp/cert.pem"), &old).unwrap();
@@ -857,34 +847,15 @@ fn a_renewal_order_names_the_certificate_it_replaces() {
 /// one with the default threshold is not; both runs exit 0.
 #[test]
 fn an_ari_outage_leaves_the_decision_to_the_lifetime_rule() {
-    let Some(bed) = common::Bed::start(common::PebbleOptions {
-        nonce_reject: 0,
-        authz_reuse: 0,
-        eab: None,
-    }) else {
+    let Some((bed, proxy)) = proxied_bed() else {
         return;
     };
-    let proxy = FaultProxy::start(&bed.dir.path().join("proxy"), &bed.pebble);
-    let head = bed
-        .base_config()
-        .replace(&bed.pebble.directory, &proxy.directory)
-        .replace(
-            &bed.pebble.api_ca.display().to_string(),
-            &proxy.ca_bundle.display().to_string(),
-        );
-    std::fs::write(
-        &bed.config,
-        format!(
-            "{head}{}{}",
-            bed.cert_block(
-                "early",
-                &["early.test"],
-                "confirm = false\nrenew_before = \"3650d\""
-            ),
-            bed.cert_block("fresh", &["fresh.test"], "confirm = false"),
-        ),
-    )
-    .unwrap();
+    let certs = bed.cert_block(
+        "early",
+        &["early.test"],
+        "confirm = false\nrenew_before = \"3650d\"",
+    ) + &bed.cert_block("fresh", &["fresh.test"], "confirm = false");
+    write_proxied(&bed, &proxy, &certs);
     assert_exit(&bed.certkeep(&["issue", "--all"]), 0);
     let versions = || -> Vec<(String, i64)> {
         let out = bed.certkeep(&["certificates", "--json"]);
