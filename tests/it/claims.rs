@@ -532,10 +532,7 @@ fn run_exit_codes() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let head = format!(
-        "store = \"{}\"\n[daemon]\nrenew_at_start = false\nrenew_schedule = \"0 0 0 1 1 * 2099\"\nprobe_schedule = \"0 0 0 1 1 * 2099\"\n",
-        dir.path().join("s").display()
-    );
+    let head = common::daemon::idle_head(&dir.path().join("s"));
     std::fs::write(
         &cfg,
         format!("{head}metrics_listen = \"127.0.0.1:{port}\"\n"),
@@ -556,20 +553,7 @@ fn run_exit_codes() {
         format!("{head}metrics_listen = \"127.0.0.1:{port}\"\n"),
     )
     .unwrap();
-    let mut child = common::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_certkeep"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("run")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
-    common::wait_for("the metrics port", Duration::from_secs(15), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let mut child = common::daemon::start(&cfg, port);
     // SAFETY: kill(2) on the pid of our own child, which is not reaped yet.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let deadline = std::time::Instant::now() + bound;
@@ -637,17 +621,7 @@ fn daemon_memory_stays_bounded_over_probe_rounds() {
         ),
     )
     .unwrap();
-    let child = common::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_certkeep"))
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
+    let child = common::daemon::spawn(&config);
     let pid = child.id();
     let rounds = || -> f64 {
         reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics"))

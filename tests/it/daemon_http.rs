@@ -8,7 +8,6 @@ use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon with no jobs due (schedules in 2099) and `extra` in `[daemon]`.
@@ -25,25 +24,12 @@ fn start(extra: &str) -> Daemon {
     std::fs::write(
         &config,
         format!(
-            "store = \"{}\"\n[daemon]\nrenew_at_start = false\nrenew_schedule = \"0 0 0 1 1 * 2099\"\nprobe_schedule = \"0 0 0 1 1 * 2099\"\nmetrics_listen = \"127.0.0.1:{port}\"\n{extra}",
-            dir.path().join("store").display()
+            "{}metrics_listen = \"127.0.0.1:{port}\"\n{extra}",
+            common::daemon::idle_head(&dir.path().join("store"))
         ),
     )
     .unwrap();
-    let child = common::KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_certkeep"))
-            .arg("--config")
-            .arg(&config)
-            .arg("run")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the daemon"),
-    );
-    common::wait_for("the metrics port", Duration::from_secs(15), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let child = common::daemon::start(&config, port);
     Daemon {
         child,
         port,
@@ -118,24 +104,20 @@ fn get_and_head_serve_the_same_headers_other_methods_get_405() {
         ("/", "text/html; charset=utf-8"),
         ("/status.json", "application/json"),
     ] {
-        let (status, h, body) = exchange(d.port, "GET", path);
-        assert_eq!(status, "HTTP/1.1 200 OK", "GET {path}");
-        assert_eq!(header(&h, "content-type"), Some(ctype), "GET {path}");
-        assert_eq!(
-            header(&h, "content-length"),
-            Some(body.len().to_string().as_str()),
-            "GET {path}"
-        );
-        assert!(!body.is_empty(), "GET {path}");
-        let (hstatus, hh, hbody) = exchange(d.port, "HEAD", path);
-        assert_eq!(hstatus, "HTTP/1.1 200 OK", "HEAD {path}");
-        assert_eq!(header(&hh, "content-type"), Some(ctype), "HEAD {path}");
-        assert_eq!(
-            header(&hh, "content-length"),
-            Some(body.len().to_string().as_str()),
-            "HEAD {path}: the length a GET gets"
-        );
-        assert!(hbody.is_empty(), "HEAD {path} sent a body: {hbody:?}");
+        let get = exchange(d.port, "GET", path);
+        let head = exchange(d.port, "HEAD", path);
+        let get_length = get.2.len().to_string();
+        for (method, (status, h, _)) in [("GET", &get), ("HEAD", &head)] {
+            assert_eq!(status, "HTTP/1.1 200 OK", "{method} {path}");
+            assert_eq!(header(h, "content-type"), Some(ctype), "{method} {path}");
+            assert_eq!(
+                header(h, "content-length"),
+                Some(get_length.as_str()),
+                "{method} {path}: the length a GET gets"
+            );
+        }
+        assert!(!get.2.is_empty(), "GET {path}");
+        assert!(head.2.is_empty(), "HEAD {path} sent a body: {:?}", head.2);
     }
     let (_, _, metrics) = exchange(d.port, "GET", "/metrics?x=1");
     assert!(metrics.ends_with(b"# EOF\n"), "{metrics:?}");

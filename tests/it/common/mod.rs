@@ -10,6 +10,7 @@
 pub mod aiosmtpd;
 pub mod alertmanager;
 pub mod balanced;
+pub mod daemon;
 pub mod etcd;
 pub mod fault_proxy;
 pub mod hostile;
