@@ -56,9 +56,9 @@ fn certonly(bed: &Bed, dir: &Path, name: &str, domains: &[&str], extra: &[&str])
     certbot(bed, dir, &args);
 }
 
-/// Registers an EC P-256 account at Pebble and stores it the way certbot
-/// does, so certbot (which makes RSA account keys itself) uses it.
-fn seed_ec_account(bed: &Bed, etc: &Path) -> (String, String) {
+/// A new EC P-256 key: the key pair, its PKCS#8 DER, and its JWK with the
+/// private part (`d`) as certbot stores an account key.
+fn ec_p256_key() -> (rcgen::KeyPair, Vec<u8>, serde_json::Value) {
     let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let pkcs8 = kp.serialize_der();
     let at = pkcs8
@@ -73,6 +73,30 @@ fn seed_ec_account(bed: &Bed, etc: &Path) -> (String, String) {
         "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
         "y": URL_SAFE_NO_PAD.encode(&public[33..65]),
     });
+    (kp, pkcs8, jwk)
+}
+
+/// Writes an account in certbot's layout into `dir`: the private key
+/// `jwk`, the registration with its `uri`, and the metadata.
+fn write_certbot_account(dir: &Path, jwk: &serde_json::Value, uri: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("private_key.json"), jwk.to_string()).unwrap();
+    std::fs::write(
+        dir.join("regr.json"),
+        serde_json::json!({"body": {}, "uri": uri}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("meta.json"),
+        r#"{"creation_dt": "2025-01-01T00:00:00Z", "creation_host": "localhost"}"#,
+    )
+    .unwrap();
+}
+
+/// Registers an EC P-256 account at Pebble and stores it the way certbot
+/// does, so certbot (which makes RSA account keys itself) uses it.
+fn seed_ec_account(bed: &Bed, etc: &Path) -> (String, String) {
+    let (kp, pkcs8, jwk) = ec_p256_key();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let uri = rt.block_on(async {
         let mut last = None;
@@ -112,18 +136,7 @@ fn seed_ec_account(bed: &Bed, etc: &Path) -> (String, String) {
         .unwrap();
     let id = String::from_utf8(md5.stdout).unwrap().trim().to_string();
     let dir = certkeep::certbot::account::certbot_account_dir(etc, &bed.pebble.directory, &id);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("private_key.json"), jwk.to_string()).unwrap();
-    std::fs::write(
-        dir.join("regr.json"),
-        serde_json::json!({"body": {}, "uri": uri}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("meta.json"),
-        r#"{"creation_dt": "2025-01-01T00:00:00Z", "creation_host": "localhost"}"#,
-    )
-    .unwrap();
+    write_certbot_account(&dir, &jwk, &uri);
     (id, uri)
 }
 
@@ -372,6 +385,15 @@ pub(crate) fn fake_lineage(etc: &Path, name: &str, domains: &[&str], renewal: &s
     std::fs::write(etc.join(format!("renewal/{name}.conf")), renewal).unwrap();
 }
 
+/// A temp dir holding certbot's tree (`letsencrypt/`, returned) with one
+/// lineage, "web" for web.test and www.web.test, renewed by `renewal`.
+fn web_lineage(renewal: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = common::open_tempdir();
+    let etc = d.path().join("letsencrypt");
+    fake_lineage(&etc, "web", &["web.test", "www.web.test"], renewal);
+    (d, etc)
+}
+
 const HEAD: &str = "# certkeep for this host
 store = \"/var/lib/certkeep\"
 
@@ -387,12 +409,7 @@ webroot = \"/var/www/kept\"
 
 #[test]
 fn standalone_lineage_blocks_the_import_and_nothing_is_written() {
-    let d = common::open_tempdir();
-    let etc = d.path().join("letsencrypt");
-    fake_lineage(
-        &etc,
-        "web",
-        &["web.test", "www.web.test"],
+    let (d, etc) = web_lineage(
         "version = 2.1.0\narchive_dir = /nowhere\n\n[renewalparams]\nauthenticator = webroot\nserver = https://ca.test/dir\nwebroot_path = /var/www/certbot,\nkey_type = ecdsa\nrenew_hook = systemctl reload nginx\n[[webroot_map]]\nweb.test = /var/www/certbot\nwww.web.test = /var/www/certbot\n",
     );
     fake_lineage(
@@ -596,63 +613,28 @@ fn certbot_profiles_are_carried_over() {
     );
     let written = std::fs::read_to_string(&cfg).unwrap();
     let config = Settings::parse(&written, &cfg).unwrap();
-    let wanted = |n: &str| {
-        config
-            .certificate(n)
-            .unwrap()
-            .wanted_profile(&config.acme)
-            .map(|w| (w.name, w.mode.to_string()))
-    };
     assert_eq!(
-        wanted("pref"),
-        Some(("tlsserver".into(), "preferred".into()))
+        common::wanted_profiles(&config, &["pref", "req", "both", "none"]),
+        [
+            "pref: tlsserver (preferred)",
+            "req: shortlived (required)",
+            "both: shortlived (required)",
+            "none: no profile",
+        ]
     );
-    assert_eq!(
-        wanted("req"),
-        Some(("shortlived".into(), "required".into()))
-    );
-    assert_eq!(
-        wanted("both"),
-        Some(("shortlived".into(), "required".into()))
-    );
-    assert_eq!(wanted("none"), None);
     assert!(written.contains("profile_mode = \"required\""), "{written}");
 }
 
 /// An EC P-256 account laid out as certbot stores it, for `server`, made
 /// without a CA (the import does not contact it).
 fn offline_ec_account(etc: &Path, server: &str, uri: &str) {
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let pkcs8 = kp.serialize_der();
-    let at = pkcs8
-        .windows(5)
-        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
-        .unwrap()
-        + 5;
-    let public = kp.public_key_raw();
-    let jwk = serde_json::json!({
-        "kty": "EC", "crv": "P-256",
-        "d": URL_SAFE_NO_PAD.encode(&pkcs8[at..at + 32]),
-        "x": URL_SAFE_NO_PAD.encode(&public[1..33]),
-        "y": URL_SAFE_NO_PAD.encode(&public[33..65]),
-    });
+    let (_, _, jwk) = ec_p256_key();
     let dir = certkeep::certbot::account::certbot_account_dir(
         etc,
         server,
         "0123456789abcdef0123456789abcdef",
     );
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("private_key.json"), jwk.to_string()).unwrap();
-    std::fs::write(
-        dir.join("regr.json"),
-        serde_json::json!({"body": {}, "uri": uri}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("meta.json"),
-        r#"{"creation_dt": "2025-01-01T00:00:00Z", "creation_host": "localhost"}"#,
-    )
-    .unwrap();
+    write_certbot_account(&dir, &jwk, uri);
 }
 
 /// `import certbot --dry-run` (with or without `--write`) and the plain
@@ -660,12 +642,7 @@ fn offline_ec_account(etc: &Path, server: &str, uri: &str) {
 /// certbot's tree. What it prints is what `--write` then writes.
 #[test]
 fn import_dry_run_writes_nothing_and_shows_what_write_writes() {
-    let d = common::open_tempdir();
-    let etc = d.path().join("letsencrypt");
-    fake_lineage(
-        &etc,
-        "web",
-        &["web.test", "www.web.test"],
+    let (d, etc) = web_lineage(
         "version = 2.1.0\n\n[renewalparams]\nauthenticator = webroot\naccount = 0123456789abcdef0123456789abcdef\nserver = https://ca.test/dir\nwebroot_path = /var/www/certbot,\nkey_type = ecdsa\n",
     );
     offline_ec_account(&etc, "https://ca.test/dir", "https://ca.test/acct/17");

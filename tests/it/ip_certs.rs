@@ -338,24 +338,13 @@ fn lets_encrypt_ip_lineage_is_imported_with_the_shortlived_profile() {
     );
     assert!(!all.contains("short: its certificate"), "{all}");
     let config = Settings::load(&cfg).unwrap();
-    let wanted = |n: &str| {
-        config
-            .certificate(n)
-            .unwrap()
-            .wanted_profile(&config.acme)
-            .map(|w| (w.name, w.mode.to_string()))
-    };
     assert_eq!(
-        wanted("none"),
-        Some(("shortlived".into(), "preferred".into()))
-    );
-    assert_eq!(
-        wanted("req"),
-        Some(("shortlived".into(), "required".into()))
-    );
-    assert_eq!(
-        wanted("short"),
-        Some(("shortlived".into(), "preferred".into()))
+        common::wanted_profiles(&config, &["none", "req", "short"]),
+        [
+            "none: shortlived (preferred)",
+            "req: shortlived (required)",
+            "short: shortlived (preferred)",
+        ]
     );
     assert_eq!(
         config.certificate("req").unwrap().domain_names(),

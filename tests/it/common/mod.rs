@@ -240,6 +240,23 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// The profile each of `names` in `config` asks the CA for, one entry each:
+/// `name: profile (mode)`, or `name: no profile`.
+pub fn wanted_profiles(config: &certkeep::config::Settings, names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            let cert = config
+                .certificate(n)
+                .unwrap_or_else(|| panic!("no certificate {n:?} in the config"));
+            match cert.wanted_profile(&config.acme) {
+                Some(w) => format!("{n}: {} ({})", w.name, w.mode),
+                None => format!("{n}: no profile"),
+            }
+        })
+        .collect()
+}
+
 /// A child process that is killed (SIGKILL) and reaped when dropped, so a
 /// test that panics halfway leaves no daemon running.
 pub struct KillOnDrop(pub std::process::Child);
