@@ -32,7 +32,32 @@ struct Tally {
     live_moved: usize,
     /// Leftovers removed by calling `Store::recover` from the test.
     recovered_by_test: usize,
+    /// Kills by the furthest phase any lineage had reached, read from the
+    /// store after the kill (see `Phase`).
+    phases: [usize; 4],
 }
+
+/// The furthest phase a killed run had reached, as the store shows it.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// No file written yet: planning, ordering, validation, or the kill
+    /// came after a run that changed nothing on disk.
+    NothingWritten,
+    /// Temporary files, or an archive version with some of its files.
+    WritingArchive,
+    /// A complete archive version that live does not point at yet.
+    ArchiveWritten,
+    /// At least one lineage's live links moved: the switch, nginx test and
+    /// reload, saving state.
+    LiveSwitched,
+}
+
+const PHASE_NAMES: [&str; 4] = [
+    "nothing written yet (planning, ordering, validation)",
+    "writing the archive (temp files or a partial version)",
+    "archive version complete, live links not switched",
+    "live links switched (switch, nginx test and reload, state)",
+];
 
 #[test]
 #[ignore = "slow: 300 SIGKILLed renewals; run with --ignored"]
@@ -89,13 +114,17 @@ fn sigkill_at_random_moments_never_breaks_a_lineage() {
             .spawn()
             .expect("spawn certkeep");
         std::thread::sleep(delay);
-        match child.try_wait().expect("try_wait") {
-            Some(_) => tally.finished += 1,
+        let killed = match child.try_wait().expect("try_wait") {
+            Some(_) => {
+                tally.finished += 1;
+                false
+            }
             None => {
                 child.kill().expect("SIGKILL certkeep");
                 tally.killed += 1;
+                true
             }
-        }
+        };
         child.wait().expect("reap certkeep");
 
         let temps = lineage::temp_entries(&bed.store);
@@ -118,8 +147,28 @@ fn sigkill_at_random_moments_never_breaks_a_lineage() {
         {
             tally.left_unactivated_version += 1;
         }
-        if before.iter().zip(&after).any(|(b, a)| a.0 != b.0) {
+        let moved = before.iter().zip(&after).any(|(b, a)| a.0 != b.0);
+        if moved {
             tally.live_moved += 1;
+        }
+        if killed {
+            let phase = if moved {
+                Phase::LiveSwitched
+            } else if after
+                .iter()
+                .any(|&(live, max, present)| max > live && present == 4)
+            {
+                Phase::ArchiveWritten
+            } else if !temps.is_empty()
+                || after
+                    .iter()
+                    .any(|&(live, max, present)| max > live && present < 4)
+            {
+                Phase::WritingArchive
+            } else {
+                Phase::NothingWritten
+            };
+            tally.phases[phase as usize] += 1;
         }
         for n in NAMES {
             if let Err(e) = lineage::check(&bed.store, n) {
@@ -152,9 +201,41 @@ fn sigkill_at_random_moments_never_breaks_a_lineage() {
         lineage::check(&bed.store, n).unwrap();
     }
     eprintln!(
-        "crash test: {tally:?} in {took:?}; broken lineages: {}",
-        broken.len()
+        "crash test: {} trials in {:.1} s",
+        tally.trials,
+        took.as_secs_f64()
     );
+    eprintln!("  killed mid-way:                        {}", tally.killed);
+    eprintln!(
+        "  finished before the kill:              {}",
+        tally.finished
+    );
+    eprintln!("  kills by phase reached:");
+    for (name, n) in PHASE_NAMES.iter().zip(tally.phases) {
+        eprintln!("    {name}: {n}");
+    }
+    eprintln!(
+        "  left temp files:                       {}",
+        tally.left_temps
+    );
+    eprintln!(
+        "  left an incomplete archive version:    {}",
+        tally.left_incomplete_version
+    );
+    eprintln!(
+        "  left a complete version not yet live:  {}",
+        tally.left_unactivated_version
+    );
+    eprintln!(
+        "  live links had moved:                  {}",
+        tally.live_moved
+    );
+    eprintln!(
+        "  leftovers removed by recover() from the test: {} (of {} calls)",
+        tally.recovered_by_test,
+        tally.trials / 2
+    );
+    eprintln!("  broken lineages:                       {}", broken.len());
     assert!(broken.is_empty(), "broken lineages:\n{}", broken.join("\n"));
     assert!(
         tally.killed >= trials * 3 / 4,
