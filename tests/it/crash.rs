@@ -37,15 +37,16 @@ struct Tally {
     phases: [usize; 4],
 }
 
-/// The furthest phase a killed run had reached, as the store shows it.
+/// The furthest phase a killed run had reached, as the store shows it
+/// compared with the store before that run.
 #[derive(Clone, Copy)]
 enum Phase {
-    /// No file written yet: planning, ordering, validation, or the kill
-    /// came after a run that changed nothing on disk.
+    /// No new file yet: planning, ordering, validation, or the run only
+    /// cleaned up an earlier run's leftovers.
     NothingWritten,
-    /// Temporary files, or an archive version with some of its files.
+    /// New temporary files, or a new archive version with some of its files.
     WritingArchive,
-    /// A complete archive version that live does not point at yet.
+    /// A new complete archive version that live does not point at yet.
     ArchiveWritten,
     /// At least one lineage's live links moved: the switch, nginx test and
     /// reload, saving state.
@@ -53,9 +54,9 @@ enum Phase {
 }
 
 const PHASE_NAMES: [&str; 4] = [
-    "nothing written yet (planning, ordering, validation)",
+    "no new file (planning, ordering, validation, cleanup)",
     "writing the archive (temp files or a partial version)",
-    "archive version complete, live links not switched",
+    "new archive version complete, links not switched",
     "live links switched (switch, nginx test and reload, state)",
 ];
 
@@ -102,6 +103,7 @@ fn sigkill_at_random_moments_never_breaks_a_lineage() {
             .iter()
             .map(|n| lineage::versions(&bed.store, n))
             .collect();
+        let temps_before = lineage::temp_entries(&bed.store);
         let delay = Duration::from_millis(rng.random_range(0..=span_ms));
         let mut child = Command::new(env!("CARGO_BIN_EXE_certkeep"))
             .arg("--config")
@@ -152,17 +154,21 @@ fn sigkill_at_random_moments_never_breaks_a_lineage() {
             tally.live_moved += 1;
         }
         if killed {
+            // Compared with the store before this run: leftovers of an
+            // earlier killed run do not count as this run's progress.
             let phase = if moved {
                 Phase::LiveSwitched
-            } else if after
+            } else if before
                 .iter()
-                .any(|&(live, max, present)| max > live && present == 4)
+                .zip(&after)
+                .any(|(b, a)| a.1 > b.1 && a.2 == 4)
             {
                 Phase::ArchiveWritten
-            } else if !temps.is_empty()
-                || after
+            } else if temps.iter().any(|t| !temps_before.contains(t))
+                || before
                     .iter()
-                    .any(|&(live, max, present)| max > live && present < 4)
+                    .zip(&after)
+                    .any(|(b, a)| a.1 > b.1 || (a.1 == b.1 && a.2 > b.2))
             {
                 Phase::WritingArchive
             } else {
