@@ -7,7 +7,7 @@ use instant_acme::CertificateIdentifier;
 
 use crate::acme::{keys, order::OrderRequest, AcmeClient, AcmeError};
 use crate::cert::{self, CertFacts};
-use crate::config::{CertificateConfig, Settings};
+use crate::config::{AcmeConfig, CertificateConfig};
 use crate::store::{NewVersion, Store, StoreError};
 use crate::webroot::{self, SelfCheck, WebrootError};
 
@@ -35,7 +35,7 @@ pub(crate) struct Obtained {
 
 /// How a certificate is obtained: the settings that do not change per lineage.
 pub(crate) struct Issuer<'a> {
-    pub config: &'a Settings,
+    pub acme: &'a AcmeConfig,
     pub client: &'a AcmeClient,
     pub store: &'a Store,
 }
@@ -130,14 +130,14 @@ impl Issuer<'_> {
         let csr = keys::csr_der(&domains, &key)?;
         let profile = self
             .client
-            .choose_profile(c.name(), c.wanted_profile(&self.config.acme).as_ref())?;
+            .choose_profile(c.name(), c.wanted_profile(self.acme).as_ref())?;
         let request = OrderRequest {
             domains: &domains,
             webroots: &webroots,
             csr_der: &csr,
             profile: profile.as_deref(),
             replaces,
-            timeout: self.config.acme.order_timeout.get(),
+            timeout: self.acme.order_timeout.get(),
             on_challenge,
         };
         let order = self.client.obtain(&request);

@@ -496,7 +496,7 @@ async fn locked(
         published: Mutex::new(Vec::new()),
     };
     let issuer = Issuer {
-        config,
+        acme: &config.acme,
         client: &client,
         store: &store,
     };

@@ -70,7 +70,7 @@ pub(super) async fn run(cli: &Cli, config: &Settings, names: &[String], all: boo
         Err(code) => return code,
     };
     let issuer = Issuer {
-        config,
+        acme: &config.acme,
         client: &client,
         store: &store,
     };

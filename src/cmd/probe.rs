@@ -27,7 +27,7 @@ pub(super) async fn run(cli: &Cli, args: &ProbeArgs) -> u8 {
             }
         }
     };
-    let mut opts = match ProbeOptions::from_config(&config, &args.ca_files) {
+    let mut opts = match ProbeOptions::from_config(&config.probe, &config.store, &args.ca_files) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");

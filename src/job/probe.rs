@@ -77,8 +77,8 @@ pub(crate) async fn probe_configured(
     config: &Settings,
     metrics: Option<&Shared>,
 ) -> Result<ProbeRound, ProbeError> {
-    let built =
-        ProbeOptions::from_config(config, &[]).map(|o| (probe::targets_from_config(config), o));
+    let built = ProbeOptions::from_config(&config.probe, &config.store, &[])
+        .map(|o| (probe::targets_from_config(config), o));
     match built {
         Ok((targets, opts)) => Ok(probe_round(config, targets, &opts, true, metrics, |_| {}).await),
         Err(e) => {

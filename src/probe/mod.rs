@@ -18,7 +18,7 @@ pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::store::Store;
+use config::ProbeConfig;
 pub use facts::{CertInfo, Facts, Outcome, Protocols, Stored};
 pub use grade::{Check, Policy, Verdict};
 pub use http::{Hsts, PlainHttp};
@@ -126,9 +127,13 @@ impl ProbeOptions {
         })
     }
 
-    /// Options from `[probe]` (timeouts, policies, CA file, store), plus `ca_files`.
-    pub fn from_config(cfg: &Settings, ca_files: &[PathBuf]) -> Result<ProbeOptions, ProbeError> {
-        let p = &cfg.probe;
+    /// Options from `[probe]` (timeouts, policies, CA file) and the store
+    /// (for the `served` check), plus `ca_files`.
+    pub fn from_config(
+        p: &ProbeConfig,
+        store: &Path,
+        ca_files: &[PathBuf],
+    ) -> Result<ProbeOptions, ProbeError> {
         let mut files: Vec<PathBuf> = p.ca_file.iter().cloned().collect();
         files.extend(ca_files.iter().cloned());
         let mut o = ProbeOptions::new(&files)?;
@@ -151,7 +156,7 @@ impl ProbeOptions {
             .map(|(name, c)| (name.clone(), base.with(c)))
             .collect();
         o.policies.insert("default".into(), base);
-        o.store = Some(Store::new(&cfg.store));
+        o.store = Some(Store::new(store));
         Ok(o)
     }
 

@@ -111,7 +111,7 @@ warning_before = "21d"
 protocols = ["tls1.3"]
 "#,
     );
-    let o = ProbeOptions::from_config(&c, &[]).unwrap();
+    let o = ProbeOptions::from_config(&c.probe, &c.store, &[]).unwrap();
     assert_eq!(o.concurrency, 1);
     assert_eq!(o.timeouts.handshake, std::time::Duration::from_secs(2));
     assert_eq!(o.timeouts.connect, Timeouts::default().connect);

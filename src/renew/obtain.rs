@@ -186,7 +186,7 @@ pub(super) async fn obtain_all<'a>(
             }
         };
         let issuer = Issuer {
-            config,
+            acme: &config.acme,
             client,
             store,
         };
