@@ -63,6 +63,36 @@ pub fn check(store: &Path, name: &str) -> Result<(), String> {
             ));
         }
     }
+    openssl_agrees(&live, name)
+}
+
+/// The same files as openssl reads them (an oracle independent of certkeep's
+/// parsers): fullchain.pem's first certificate and privkey.pem carry the same
+/// public key.
+fn openssl_agrees(live: &Path, name: &str) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<Vec<u8>, String> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .map_err(|e| format!("{name}: cannot run openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{name}: openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(out.stdout)
+    };
+    let full = live.join("fullchain.pem");
+    let key = live.join("privkey.pem");
+    let from_cert = run(&["x509", "-in", &full.to_string_lossy(), "-noout", "-pubkey"])?;
+    let from_key = run(&["pkey", "-in", &key.to_string_lossy(), "-pubout"])?;
+    if from_cert.is_empty() || from_cert != from_key {
+        return Err(format!(
+            "{name}: openssl: the public key of fullchain.pem's first certificate is not privkey.pem's"
+        ));
+    }
     Ok(())
 }
 
