@@ -272,17 +272,7 @@ impl Etcd {
 
     /// Every key under `prefix`, sorted by key.
     pub async fn get_prefix(&self, prefix: &str) -> Result<Vec<Kv>, EtcdError> {
-        let mut c = self.client.clone();
-        let r = self
-            .bounded(
-                || format!("reading {prefix}*"),
-                self.timeout,
-                c.get(prefix, Some(GetOptions::new().with_prefix())),
-            )
-            .await?;
-        let mut v: Vec<Kv> = r.kvs().iter().map(Kv::from).collect();
-        v.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(v)
+        Ok(self.get_prefix_at(prefix).await?.0)
     }
 
     /// Every key under `prefix`, sorted by key, and the store revision the
